@@ -1,0 +1,38 @@
+# The two commands a newcomer needs:   make run   ·   make test
+# Each does its own set-up (a virtualenv in .venv with everything pinned by pyproject.toml).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## run: start the orchestrator on the embedded default (SQLite under data/, 127.0.0.1:9090)
+run: $(STAMP)
+	$(VENV)/bin/agent-fleet serve $(ARGS)
+
+## test: the whole test suite (unit, contract, integration, end to end)
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff, mypy --strict on src, import-linter's layer contracts
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/lint-imports
+
+## bench: the benchmark suite (figures into bench/results/)
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

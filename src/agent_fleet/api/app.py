@@ -1,0 +1,40 @@
+"""The application factory: routes, error mapping, limits. Background work runs beside it."""
+
+from fastapi import FastAPI
+
+from agent_fleet import __version__
+from agent_fleet.api import agents, errors, tasks
+from agent_fleet.api.auth import AuthConfig
+from agent_fleet.api.deps import FleetDep
+from agent_fleet.api.limits import BodySizeLimit
+from agent_fleet.api.views import Health
+from agent_fleet.services.fleet import Fleet
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+
+
+def create_app(
+    fleet: Fleet,
+    auth: AuthConfig,
+    *,
+    store_name: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    app = FastAPI(
+        title="Agent Fleet",
+        version=__version__,
+        description="Orchestrator for AI coding agents: tasks, agents, receipts, events.",
+    )
+    app.state.fleet = fleet
+    app.state.auth = auth
+    errors.install(app)
+    app.include_router(agents.router)
+    app.include_router(tasks.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(fleet: FleetDep) -> Health:
+        await fleet.ctx.store.count_tasks_by_state()  # proves the store answers
+        return Health(status="ok", version=__version__, store=store_name)
+
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,159 @@
+"""Task endpoints: operator CRUD and actions, and what pull agents call."""
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from agent_fleet.api.auth import require_admin, require_agent
+from agent_fleet.api.cursor import decode_cursor, encode_cursor
+from agent_fleet.api.deps import AuthDep, FleetDep
+from agent_fleet.api.schemas import (
+    AssignBody,
+    CreateTaskBody,
+    DequeueBody,
+    Identifier,
+    ReceiptBody,
+    Repo,
+    StatusBody,
+)
+from agent_fleet.api.views import (
+    ErrorOut,
+    EventList,
+    Handout,
+    StatusReply,
+    TaskList,
+    TaskOut,
+    event_out,
+    task_out,
+)
+from agent_fleet.domain.errors import InvalidInput
+from agent_fleet.domain.states import TaskState
+from agent_fleet.domain.values import Source
+from agent_fleet.ports import TaskQuery
+from agent_fleet.services.tasks import CreateTask
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=ERRORS)
+TaskIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+@router.get("/tasks")
+async def list_tasks(
+    fleet: FleetDep,
+    state: TaskState | None = None,
+    agent_id: Annotated[Identifier | None, Query()] = None,
+    repo: Annotated[Repo | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> TaskList:
+    after = decode_cursor(cursor) if cursor else None
+    query = TaskQuery(state=state, agent_id=agent_id, repo=repo, limit=limit + 1, after=after)
+    tasks = await fleet.tasks.find(query)
+    page = tasks[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(tasks) > limit else None
+    return TaskList(tasks=[task_out(t) for t in page], next_cursor=next_cursor)
+
+
+@router.post("/tasks", status_code=201)
+async def create_task(
+    body: CreateTaskBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    require_admin(request, auth)
+    task = await fleet.tasks.create(
+        CreateTask(
+            title=body.title,
+            prompt=body.prompt,
+            required_capabilities=tuple(body.required_capabilities),
+            execution_mode=body.execution_mode,
+            max_retries=body.max_retries,
+            timeout_secs=body.timeout_secs,
+            priority=body.priority_value(),
+            source=Source(kind="api", repo=body.repo),
+        )
+    )
+    return task_out(task)
+
+
+@router.post(
+    "/tasks/dequeue",
+    response_model=Handout,
+    responses={204: {"description": "no task for this agent now"}},
+)
+async def dequeue(
+    body: DequeueBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> Handout | Response:
+    await require_agent(request, fleet, auth, body.agent_id)
+    handout = await fleet.dequeue.dequeue(
+        body.agent_id, body.capabilities, timedelta(seconds=body.wait_secs)
+    )
+    if handout is None:
+        return Response(status_code=204)
+    return Handout(task=task_out(handout.task), lease=handout.lease)
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: TaskIdPath, fleet: FleetDep) -> TaskOut:
+    return task_out(await fleet.tasks.get(task_id))
+
+
+@router.get("/tasks/{task_id}/events")
+async def task_events(task_id: TaskIdPath, fleet: FleetDep) -> EventList:
+    return EventList(events=[event_out(e) for e in await fleet.tasks.events(task_id)])
+
+
+@router.post("/tasks/{task_id}/assign")
+async def assign_task(
+    task_id: TaskIdPath, body: AssignBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    require_admin(request, auth)
+    return task_out(await fleet.tasks.assign(task_id, body.agent_id))
+
+
+@router.post("/tasks/{task_id}/status")
+async def report_status(
+    task_id: TaskIdPath, body: StatusBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> StatusReply:
+    await require_agent(request, fleet, auth, body.agent_id)
+    task, cancel = await fleet.tasks.report_status(
+        task_id, body.agent_id, body.lease, TaskState(body.state), body.message, body.progress
+    )
+    return StatusReply(task=task_out(task), cancel=cancel)
+
+
+@router.post("/tasks/{task_id}/complete")
+async def complete_task(
+    task_id: TaskIdPath, body: ReceiptBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    if body.task_id is not None and body.task_id != task_id:
+        raise InvalidInput("task_id", "does not match the task in the path")
+    await require_agent(request, fleet, auth, body.agent_id)
+    return task_out(await fleet.tasks.complete(task_id, body.to_receipt(task_id)))
+
+
+@router.post("/receipts")
+async def post_receipt(
+    body: ReceiptBody, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    if body.task_id is None:
+        raise InvalidInput("task_id", "Field required")
+    await require_agent(request, fleet, auth, body.agent_id)
+    return task_out(await fleet.tasks.complete(body.task_id, body.to_receipt(body.task_id)))
+
+
+@router.post("/tasks/{task_id}/retry")
+async def retry_task(
+    task_id: TaskIdPath, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    require_admin(request, auth)
+    return task_out(await fleet.tasks.retry(task_id))
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(
+    task_id: TaskIdPath, request: Request, fleet: FleetDep, auth: AuthDep
+) -> TaskOut:
+    require_admin(request, auth)
+    return task_out(await fleet.tasks.cancel(task_id))

@@ -1,0 +1,261 @@
+"""Reply shapes (DESIGN §4): domain objects rendered as the original's JSON."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent_fleet.codec import event_json
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.task import Task
+from agent_fleet.domain.values import Receipt
+from agent_fleet.ports import RecordedEvent
+
+# --- Task -------------------------------------------------------------------------
+
+
+class SourceOut(BaseModel):
+    kind: str
+    repo: str | None
+    issue_number: int | None
+    url: str | None
+
+
+class ArtifactOut(BaseModel):
+    type: Literal["pr", "commit"]
+    url: str | None = None
+    sha: str | None = None
+    branch: str | None = None
+
+
+class UsageOut(BaseModel):
+    tokens: int | None
+    cost_usd: float | None
+
+
+class ReceiptOut(BaseModel):
+    task_id: str
+    agent_id: str
+    status: str
+    duration_seconds: float | None
+    summary: str
+    artifacts: list[ArtifactOut]
+    error: str | None
+    usage: UsageOut | None
+
+
+class FailureOut(BaseModel):
+    reason: str
+    message: str
+
+
+class PullRequestOut(BaseModel):
+    url: str
+    number: int | None
+    state: str
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    title: str
+    prompt: str
+    state: str
+    required_capabilities: list[str]
+    execution_mode: str
+    priority: int
+    agent_id: str | None
+    host_id: str | None
+    attempt: int
+    max_retries: int
+    timeout_secs: int
+    branch_name: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    retry_at: datetime | None
+    source: SourceOut
+    receipt: ReceiptOut | None
+    failure: FailureOut | None
+    pr: PullRequestOut | None
+    progress: float | None
+    progress_message: str | None
+
+
+def receipt_out(receipt: Receipt) -> ReceiptOut:
+    """The receipt without its lease: the lease is the holder's secret."""
+    return ReceiptOut(
+        task_id=receipt.task_id,
+        agent_id=receipt.agent_id,
+        status=receipt.status.value,
+        duration_seconds=receipt.duration_seconds,
+        summary=receipt.summary,
+        artifacts=[
+            ArtifactOut(type=a.type, url=a.url, sha=a.sha, branch=a.branch)
+            for a in receipt.artifacts
+        ],
+        error=receipt.error,
+        usage=UsageOut(tokens=receipt.usage.tokens, cost_usd=receipt.usage.cost_usd)
+        if receipt.usage
+        else None,
+    )
+
+
+def task_out(task: Task) -> TaskOut:
+    return TaskOut(
+        task_id=task.task_id,
+        title=task.title,
+        prompt=task.prompt,
+        state=task.state.value,
+        required_capabilities=list(task.required_capabilities),
+        execution_mode=task.execution_mode.value,
+        priority=task.priority,
+        agent_id=task.agent_id,
+        host_id=task.host_id,
+        attempt=task.attempt,
+        max_retries=task.max_retries,
+        timeout_secs=task.timeout_secs,
+        branch_name=task.branch_name,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        retry_at=task.retry_at,
+        source=SourceOut(
+            kind=task.source.kind,
+            repo=task.source.repo,
+            issue_number=task.source.issue_number,
+            url=task.source.url,
+        ),
+        receipt=receipt_out(task.receipt) if task.receipt else None,
+        failure=FailureOut(reason=task.failure.reason.value, message=task.failure.message)
+        if task.failure
+        else None,
+        pr=PullRequestOut(url=task.pr.url, number=task.pr.number, state=task.pr.state.value)
+        if task.pr
+        else None,
+        progress=task.progress,
+        progress_message=task.progress_message,
+    )
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+    next_cursor: str | None
+
+
+class Handout(BaseModel):
+    task: TaskOut
+    lease: str
+
+
+class StatusReply(BaseModel):
+    task: TaskOut
+    cancel: bool
+
+
+# --- Agent ------------------------------------------------------------------------
+
+
+class AgentOut(BaseModel):
+    agent_id: str
+    agent_type: str
+    mode: str
+    hostname: str | None
+    capabilities: list[str]
+    max_concurrency: int
+    running_tasks: int
+    status: str
+    last_heartbeat_at: datetime | None
+    registered_at: datetime
+    host_id: str | None
+    metadata: dict[str, Any]
+
+
+def agent_out(agent: Agent, running: int, last_heartbeat: datetime | None) -> AgentOut:
+    return AgentOut(
+        agent_id=agent.agent_id,
+        agent_type=agent.agent_type,
+        mode=agent.mode.value,
+        hostname=agent.hostname,
+        capabilities=list(agent.capabilities),
+        max_concurrency=agent.max_concurrency,
+        running_tasks=running,
+        status=agent.status.value,
+        last_heartbeat_at=last_heartbeat,
+        registered_at=agent.registered_at,
+        host_id=agent.host_id,
+        metadata=agent.metadata,
+    )
+
+
+class AgentList(BaseModel):
+    agents: list[AgentOut]
+
+
+class Registration(BaseModel):
+    agent_id: str
+    registry_token: str
+    status: str
+    heartbeat_interval_secs: int
+    heartbeat_timeout_secs: int
+
+
+class HeartbeatReply(BaseModel):
+    status: str
+    cancel_tasks: list[str]
+
+
+class DeregisterReply(BaseModel):
+    agent_id: str
+    status: str
+
+
+# --- Events and health --------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    seq: int
+    stream: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    actor: str
+    at: datetime
+
+
+def event_out(recorded: RecordedEvent) -> EventOut:
+    event = recorded.event
+    type_, data = event_json(event)
+    return EventOut(
+        seq=recorded.seq,
+        stream=event.stream_id,
+        version=event.version,
+        type=type_,
+        data=_without_leases(data),
+        actor=event.actor,
+        at=event.at,
+    )
+
+
+def _without_leases(data: dict[str, Any]) -> dict[str, Any]:
+    """Leases fence attempts; showing them would let a reader impersonate the holder."""
+    out = {k: v for k, v in data.items() if k != "lease"}
+    if isinstance(out.get("receipt"), dict):
+        out["receipt"] = {k: v for k, v in out["receipt"].items() if k != "lease"}
+    return out
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    store: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    code: str

@@ -1,0 +1,105 @@
+"""The one place that picks concrete adapters from the settings and wires them."""
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from agent_fleet.api.app import create_app
+from agent_fleet.api.auth import AuthConfig
+from agent_fleet.config import ConfigError, Settings
+from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.ports import EventStore
+from agent_fleet.services.context import Context, FleetOptions
+from agent_fleet.services.fleet import Fleet
+from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.sqlite import SqliteEventStore
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+async def open_store(settings: Settings) -> tuple[EventStore, str]:
+    """Open (and migrate) the store the settings name; returns it with its kind."""
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        store = SqliteEventStore(Path(url.removeprefix("sqlite:///")))
+        await store.migrate()
+        return store, "sqlite"
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "orchestrator.db_url: the PostgreSQL store is not part of this build yet; "
+            "remove db_url to use SQLite at db_path"
+        )
+    raise ConfigError(f"orchestrator.db_url: unsupported store URL scheme in {url.split(':')[0]!r}")
+
+
+def describe_store(settings: Settings) -> str:
+    """The store's address for humans: never with a password in it."""
+    url = settings.store_url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}://{rest}"
+
+
+def fleet_options(settings: Settings) -> FleetOptions:
+    orch = settings.orchestrator
+    return FleetOptions(
+        heartbeat_interval=timedelta(seconds=orch.heartbeat_interval_secs),
+        heartbeat_threshold=orch.heartbeat_timeout_threshold,
+        default_timeout=timedelta(seconds=orch.task_timeout_secs),
+        default_max_retries=orch.default_max_retries,
+        retry=RetryPolicy(
+            base_delay=timedelta(seconds=orch.retry_backoff_base_secs),
+            max_delay=timedelta(seconds=orch.retry_backoff_max_secs),
+        ),
+        long_poll_max=timedelta(seconds=settings.server.long_poll_max_secs),
+        sweep_interval=timedelta(seconds=orch.sweep_interval_secs),
+    )
+
+
+def build_fleet(store: EventStore, settings: Settings) -> Fleet:
+    ctx = Context(
+        store=store,
+        clock=SystemClock(),
+        signal=AsyncioTaskSignal(),
+        options=fleet_options(settings),
+    )
+    return Fleet.assemble(ctx)
+
+
+def build_app(fleet: Fleet, settings: Settings, store_name: str) -> FastAPI:
+    admin = settings.server.admin_token
+    pull = settings.orchestrator.http_pull_token
+    auth = AuthConfig(
+        admin_token=admin.get_secret_value() if admin else None,
+        http_pull_token=pull.get_secret_value() if pull else None,
+    )
+    return create_app(
+        fleet, auth, store_name=store_name, max_body_bytes=settings.server.max_body_bytes
+    )
+
+
+def open_to_the_network_without_tokens(settings: Settings) -> list[str]:
+    """What is left unprotected when binding beyond loopback (the server warns loudly)."""
+    if is_loopback(settings.server.bind):
+        return []
+    missing = []
+    if settings.server.admin_token is None:
+        missing.append("server.admin_token (operator actions are open)")
+    if settings.orchestrator.http_pull_token is None:
+        missing.append("orchestrator.http_pull_token (anyone can register an agent)")
+    return missing
+
+
+def is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,227 @@
+"""`agent-fleet tasks …` and `agent-fleet agents …`: the HTTP API for people at a terminal."""
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_SERVER = "http://127.0.0.1:9090"
+server_option = click.option(
+    "--server",
+    envvar="AGENT_FLEET_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="Orchestrator URL.",
+)
+token_option = click.option(
+    "--token",
+    envvar="AGENT_FLEET_TOKEN",
+    default=None,
+    help="Bearer token (admin token for writes).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print raw JSON for scripts.")
+
+
+def _request(
+    method: str, server: str, path: str, token: str | None, **kwargs: Any
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        reply = httpx.request(
+            method, server.rstrip("/") + path, headers=headers, timeout=30, **kwargs
+        )
+    except httpx.HTTPError as e:
+        raise click.ClickException(f"cannot reach {server}: {e}") from e
+    if reply.status_code >= 400:
+        try:
+            body = reply.json()
+            detail = f"{body.get('error')} ({body.get('code')})"
+        except ValueError:
+            detail = reply.text[:200]
+        raise click.ClickException(f"HTTP {reply.status_code}: {detail}")
+    result: dict[str, Any] = reply.json() if reply.content else {}
+    return result
+
+
+def _emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        render(Console())
+
+
+def _task_table(tasks: list[dict[str, Any]]) -> Table:
+    table = Table("TASK", "STATE", "TITLE", "AGENT", "ATTEMPT", "PRIORITY", "UPDATED")
+    for t in tasks:
+        table.add_row(
+            t["task_id"],
+            t["state"],
+            t["title"][:60],
+            t.get("agent_id") or "-",
+            f"{t['attempt']}/{t['max_retries']}",
+            str(t["priority"]),
+            t["updated_at"],
+        )
+    return table
+
+
+@click.group("tasks")
+def tasks_group() -> None:
+    """List, show, create, retry and cancel tasks."""
+
+
+@tasks_group.command("list")
+@server_option
+@token_option
+@json_option
+@click.option("--state", default=None, help="Only tasks in this state.")
+@click.option("--agent-id", default=None)
+@click.option("--repo", default=None)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+def tasks_list(
+    server: str,
+    token: str | None,
+    as_json: bool,
+    state: str | None,
+    agent_id: str | None,
+    repo: str | None,
+    limit: int,
+) -> None:
+    params = {k: v for k, v in {"state": state, "agent_id": agent_id, "repo": repo}.items() if v}
+    data = _request("GET", server, "/api/v1/tasks", token, params={**params, "limit": limit})
+    _emit(data, as_json, lambda c: c.print(_task_table(data["tasks"])))
+
+
+@tasks_group.command("show")
+@server_option
+@token_option
+@json_option
+@click.argument("task_id")
+def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> None:
+    task = _request("GET", server, f"/api/v1/tasks/{task_id}", token)
+    events = _request("GET", server, f"/api/v1/tasks/{task_id}/events", token)["events"]
+
+    def render(console: Console) -> None:
+        console.print(_task_table([task]))
+        if task.get("failure"):
+            console.print(f"failure: {task['failure']['reason']}: {task['failure']['message']}")
+        if task.get("pr"):
+            console.print(f"pull request: {task['pr']['url']} ({task['pr']['state']})")
+        history = Table("SEQ", "AT", "EVENT", "ACTOR", "DETAIL")
+        for e in events:
+            history.add_row(str(e["seq"]), e["at"], e["type"], e["actor"], _detail(e["data"]))
+        console.print(history)
+
+    _emit({"task": task, "events": events}, as_json, render)
+
+
+def _detail(data: dict[str, Any]) -> str:
+    keys = ("agent_id", "reason", "message", "attempt", "retry_at")
+    return ", ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)[:120]
+
+
+@tasks_group.command("create")
+@server_option
+@token_option
+@json_option
+@click.option("--title", required=True)
+@click.option("--prompt", required=True, help="The prompt; '-' reads it from stdin.")
+@click.option("--capability", "capabilities", multiple=True, help="Required capability (repeat).")
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--max-retries", type=int, default=None)
+@click.option("--timeout-secs", type=int, default=None)
+@click.option(
+    "--mode", type=click.Choice(["undecided", "ssh_cli", "http_pull"]), default="undecided"
+)
+@click.option("--repo", default=None, help="owner/name of the task's repository.")
+def tasks_create(
+    server: str,
+    token: str | None,
+    as_json: bool,
+    title: str,
+    prompt: str,
+    capabilities: tuple[str, ...],
+    priority: int,
+    max_retries: int | None,
+    timeout_secs: int | None,
+    mode: str,
+    repo: str | None,
+) -> None:
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    body: dict[str, Any] = {
+        "title": title,
+        "prompt": prompt,
+        "required_capabilities": list(capabilities),
+        "priority": priority,
+        "execution_mode": mode,
+    }
+    body.update(
+        {
+            k: v
+            for k, v in {
+                "max_retries": max_retries,
+                "timeout_secs": timeout_secs,
+                "repo": repo,
+            }.items()
+            if v is not None
+        }
+    )
+    task = _request("POST", server, "/api/v1/tasks", token, json=body)
+    _emit(task, as_json, lambda c: c.print(f"created task {task['task_id']} ({task['state']})"))
+
+
+def _action(name: str) -> click.Command:
+    @click.command(name, help=f"{name.capitalize()} a task.")
+    @server_option
+    @token_option
+    @json_option
+    @click.argument("task_id")
+    def command(server: str, token: str | None, as_json: bool, task_id: str) -> None:
+        task = _request("POST", server, f"/api/v1/tasks/{task_id}/{name}", token)
+        _emit(task, as_json, lambda c: c.print(f"task {task['task_id']} is now {task['state']}"))
+
+    return command
+
+
+tasks_group.add_command(_action("retry"))
+tasks_group.add_command(_action("cancel"))
+
+
+@click.group("agents")
+def agents_group() -> None:
+    """List agents."""
+
+
+@agents_group.command("list")
+@server_option
+@token_option
+@json_option
+@click.option("--status", type=click.Choice(["online", "offline", "deregistered"]), default=None)
+@click.option("--capability", default=None)
+def agents_list(
+    server: str, token: str | None, as_json: bool, status: str | None, capability: str | None
+) -> None:
+    params = {k: v for k, v in {"status": status, "capability": capability}.items() if v}
+    data = _request("GET", server, "/api/v1/agents", token, params=params)
+
+    def render(console: Console) -> None:
+        table = Table("AGENT", "TYPE", "MODE", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT")
+        for a in data["agents"]:
+            table.add_row(
+                a["agent_id"],
+                a["agent_type"],
+                a["mode"],
+                a["status"],
+                f"{a['running_tasks']}/{a['max_concurrency']}",
+                ", ".join(a["capabilities"]),
+                a.get("last_heartbeat_at") or "-",
+            )
+        console.print(table)
+
+    _emit(data, as_json, render)

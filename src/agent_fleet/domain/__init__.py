@@ -1,0 +1,1 @@
+"""The pure core: states, events, decisions and policies. No I/O, no clock reads."""

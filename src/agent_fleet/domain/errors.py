@@ -1,0 +1,98 @@
+"""Every error Agent Fleet raises on purpose, under one root.
+
+FleetError
+├── NotFound
+│   ├── TaskNotFound(task_id)
+│   └── AgentNotFound(agent_id)
+├── Conflict                       -- allowed in general, not now
+│   ├── InvalidTransition(task_id, state, action)
+│   ├── StaleLease(task_id, attempt)
+│   ├── ConcurrencyConflict(stream_id, version)
+│   └── AgentUnavailable(agent_id, status)
+├── Forbidden
+│   └── NotTaskHolder(task_id, agent_id)
+├── Unauthorized
+├── InvalidInput(field, reason)
+└── StoreError                     -- the store failed; raised from the driver's error
+"""
+
+from __future__ import annotations
+
+
+class FleetError(Exception):
+    """Root of every deliberate Agent Fleet error."""
+
+
+class NotFound(FleetError):
+    pass
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class AgentNotFound(NotFound):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id!r} not found (register first)")
+        self.agent_id = agent_id
+
+
+class Conflict(FleetError):
+    pass
+
+
+class InvalidTransition(Conflict):
+    def __init__(self, task_id: str, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} task {task_id!r}: it is {state}")
+        self.task_id = task_id
+        self.state = state
+        self.action = action
+
+
+class StaleLease(Conflict):
+    def __init__(self, task_id: str, attempt: int) -> None:
+        super().__init__(f"stale lease for task {task_id!r}: attempt {attempt} holds it now")
+        self.task_id = task_id
+        self.attempt = attempt
+
+
+class ConcurrencyConflict(Conflict):
+    def __init__(self, stream_id: str, version: int) -> None:
+        super().__init__(f"stream {stream_id!r} already has version {version}")
+        self.stream_id = stream_id
+        self.version = version
+
+
+class AgentUnavailable(Conflict):
+    def __init__(self, agent_id: str, status: str) -> None:
+        super().__init__(f"agent {agent_id!r} is {status}")
+        self.agent_id = agent_id
+        self.status = status
+
+
+class Forbidden(FleetError):
+    pass
+
+
+class NotTaskHolder(Forbidden):
+    def __init__(self, task_id: str, agent_id: str) -> None:
+        super().__init__(f"task {task_id!r} is not held by agent {agent_id!r}")
+        self.task_id = task_id
+        self.agent_id = agent_id
+
+
+class Unauthorized(FleetError):
+    pass
+
+
+class InvalidInput(FleetError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class StoreError(FleetError):
+    pass

@@ -1,0 +1,188 @@
+"""Every fact the system records, as frozen dataclasses named in the past tense.
+
+Each event belongs to one stream (a task or an agent) at one version; the pair
+is unique, which is what makes concurrent writers safe. `actor` says who or
+what caused it: an agent id, `operator`, a webhook delivery id, or a loop.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent_fleet.domain.ids import AgentId, Lease
+from agent_fleet.domain.states import AgentMode, ExecutionMode, FailureReason
+from agent_fleet.domain.values import PullRequest, Receipt, Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    stream_id: str
+    version: int
+    at: datetime
+    actor: str
+
+
+# --- task stream ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCreated(Event):
+    title: str
+    prompt: str
+    required_capabilities: tuple[str, ...]
+    execution_mode: ExecutionMode
+    priority: int
+    max_retries: int
+    timeout_secs: int
+    source: Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRerouted(Event):
+    required_capabilities: tuple[str, ...]
+    priority: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAssigned(Event):
+    agent_id: AgentId
+    host_id: str | None
+    attempt: int
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(Event):
+    agent_id: AgentId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskProgress(Event):
+    message: str | None
+    progress: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReviewPending(Event):
+    receipt: Receipt
+    pr: PullRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(Event):
+    receipt: Receipt | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(Event):
+    reason: FailureReason
+    message: str
+    receipt: Receipt | None = None
+    #: When the automatic retry is due; None when no retry will follow.
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAgentLost(Event):
+    agent_id: AgentId | None
+    message: str
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRetried(Event):
+    attempt: int
+    manual: bool
+    #: A new prompt for this attempt (a review's requested changes), else None.
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCancelled(Event):
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPrUpdated(Event):
+    pr: PullRequest
+
+
+TaskEvent = (
+    TaskCreated
+    | TaskRerouted
+    | TaskAssigned
+    | TaskStarted
+    | TaskProgress
+    | TaskReviewPending
+    | TaskCompleted
+    | TaskFailed
+    | TaskAgentLost
+    | TaskRetried
+    | TaskCancelled
+    | TaskPrUpdated
+)
+
+
+# --- agent stream ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRegistered(Event):
+    agent_type: str
+    mode: AgentMode
+    hostname: str | None
+    capabilities: tuple[str, ...]
+    max_concurrency: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of the registry token: the token itself is never stored.
+    token_sha256: str | None = None
+    host_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentOnline(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentOffline(Event):
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDeregistered(Event):
+    pass
+
+
+AgentEvent = AgentRegistered | AgentOnline | AgentOffline | AgentDeregistered
+AnyEvent = TaskEvent | AgentEvent
+
+#: The wire names of event types (DESIGN §2), both ways.
+EVENT_TYPES: dict[str, type[AnyEvent]] = {
+    "task.created": TaskCreated,
+    "task.rerouted": TaskRerouted,
+    "task.assigned": TaskAssigned,
+    "task.started": TaskStarted,
+    "task.progress": TaskProgress,
+    "task.review_pending": TaskReviewPending,
+    "task.completed": TaskCompleted,
+    "task.failed": TaskFailed,
+    "task.agent_lost": TaskAgentLost,
+    "task.retried": TaskRetried,
+    "task.cancelled": TaskCancelled,
+    "task.pr_updated": TaskPrUpdated,
+    "agent.registered": AgentRegistered,
+    "agent.online": AgentOnline,
+    "agent.offline": AgentOffline,
+    "agent.deregistered": AgentDeregistered,
+}
+EVENT_NAMES: dict[type[AnyEvent], str] = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+def type_name(event: AnyEvent) -> str:
+    return EVENT_NAMES[type(event)]
+
+
+def is_task_event(event: AnyEvent) -> bool:
+    return type_name(event).startswith("task.")

@@ -1,0 +1,41 @@
+"""Time-based policies: retry backoff, timeouts and heartbeat staleness (`now` is a parameter)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agent_fleet.domain.states import FailureReason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff: base × 2^attempt, capped at `max_delay`."""
+
+    base_delay: timedelta = timedelta(seconds=10)
+    max_delay: timedelta = timedelta(minutes=10)
+
+    def delay(self, attempt: int) -> timedelta:
+        # Cap the exponent first: 2**attempt overflows timedelta long before it matters.
+        factor: int = 2 ** min(max(attempt, 0), 30)
+        return min(self.base_delay * factor, self.max_delay)
+
+
+def should_auto_retry(attempt: int, max_retries: int, reason: FailureReason) -> bool:
+    """A closed PR is a person's decision: it is never retried on its own."""
+    return reason is not FailureReason.PR_CLOSED and attempt < max_retries
+
+
+def retry_due_at(
+    attempt: int, max_retries: int, reason: FailureReason, now: datetime, policy: RetryPolicy
+) -> datetime | None:
+    if not should_auto_retry(attempt, max_retries, reason):
+        return None
+    return now + policy.delay(attempt)
+
+
+def is_timed_out(assigned_at: datetime | None, timeout: timedelta, now: datetime) -> bool:
+    return assigned_at is not None and now - assigned_at > timeout
+
+
+def is_stale(last_seen: datetime, interval: timedelta, threshold: int, now: datetime) -> bool:
+    """An agent is stale after `threshold` missed heartbeats."""
+    return now - last_seen > interval * threshold

@@ -1,0 +1,61 @@
+"""The closed vocabularies of the lifecycle: states, modes, reasons (the original's names)."""
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    REVIEW_PENDING = "review_pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    AGENT_LOST = "agent_lost"
+    CANCELLED = "cancelled"
+
+
+#: States in which an agent holds the task and work may be under way.
+HELD_STATES = frozenset({TaskState.ASSIGNED, TaskState.RUNNING})
+#: States from which a (manual or automatic) retry starts a new attempt.
+RETRYABLE_STATES = frozenset({TaskState.FAILED, TaskState.AGENT_LOST})
+#: States that never change again.
+FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.CANCELLED})
+
+
+class ExecutionMode(StrEnum):
+    UNDECIDED = "undecided"
+    SSH_CLI = "ssh_cli"
+    HTTP_PULL = "http_pull"
+
+
+class AgentMode(StrEnum):
+    SSH_CLI = "ssh_cli"
+    HTTP_PULL = "http_pull"
+
+
+class AgentStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    DEREGISTERED = "deregistered"
+
+
+class FailureReason(StrEnum):
+    ERROR = "error"
+    PARTIAL = "partial"
+    TIMEOUT = "timeout"
+    RECEIPT_INVALID = "receipt_invalid"
+    PR_CLOSED = "pr_closed"
+    DISPATCH_ERROR = "dispatch_error"
+    AGENT_LOST = "agent_lost"
+
+
+class ReceiptStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+class PrState(StrEnum):
+    OPEN = "open"
+    MERGED = "merged"
+    CLOSED = "closed"

@@ -1,0 +1,484 @@
+"""The task aggregate: its state, the fold `evolve`, and the decisions that emit events.
+
+Decisions are pure: they take the current state, a command's data and `now`,
+and return the events to append, or raise a domain error. `evolve` never
+raises for an event that a decision produced.
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import assert_never
+
+from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
+from agent_fleet.domain.events import (
+    TaskAgentLost,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskCreated,
+    TaskEvent,
+    TaskFailed,
+    TaskProgress,
+    TaskPrUpdated,
+    TaskRerouted,
+    TaskRetried,
+    TaskReviewPending,
+    TaskStarted,
+)
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.policies import RetryPolicy, retry_due_at
+from agent_fleet.domain.states import (
+    FINAL_STATES,
+    HELD_STATES,
+    RETRYABLE_STATES,
+    ExecutionMode,
+    FailureReason,
+    PrState,
+    ReceiptStatus,
+    TaskState,
+)
+from agent_fleet.domain.values import Failure, PullRequest, Receipt, Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    task_id: TaskId
+    version: int
+    title: str
+    prompt: str
+    state: TaskState
+    required_capabilities: tuple[str, ...]
+    execution_mode: ExecutionMode
+    priority: int
+    attempt: int
+    max_retries: int
+    timeout_secs: int
+    source: Source
+    created_at: datetime
+    updated_at: datetime
+    agent_id: AgentId | None = None
+    host_id: str | None = None
+    lease: Lease | None = None
+    assigned_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_at: datetime | None = None
+    receipt: Receipt | None = None
+    failure: Failure | None = None
+    pr: PullRequest | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+
+    @property
+    def branch_name(self) -> str:
+        return branch_for(self.task_id)
+
+    @property
+    def is_held(self) -> bool:
+        return self.state in HELD_STATES
+
+    @property
+    def next_version(self) -> int:
+        return self.version + 1
+
+
+def branch_for(task_id: str) -> str:
+    return f"task/{task_id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTask:
+    """The data of a create command, already validated at the edge."""
+
+    task_id: TaskId
+    title: str
+    prompt: str
+    required_capabilities: tuple[str, ...]
+    execution_mode: ExecutionMode = ExecutionMode.UNDECIDED
+    priority: int = 0
+    max_retries: int
+    timeout_secs: int
+    source: Source = field(default_factory=Source)
+
+
+# --- the fold -------------------------------------------------------------------
+
+
+def evolve(task: Task | None, event: TaskEvent) -> Task:
+    if isinstance(event, TaskCreated):
+        return _created(event)
+    if task is None:
+        raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+    task = replace(task, version=event.version, updated_at=event.at)
+    match event:
+        case TaskCreated():  # handled above; kept so the match stays exhaustive
+            return task
+        case TaskRerouted():
+            return replace(
+                task,
+                state=TaskState.CREATED,
+                required_capabilities=event.required_capabilities,
+                priority=event.priority,
+                agent_id=None,
+                host_id=None,
+                lease=None,
+                assigned_at=None,
+            )
+        case TaskAssigned():
+            return replace(
+                task,
+                state=TaskState.ASSIGNED,
+                agent_id=event.agent_id,
+                host_id=event.host_id,
+                lease=event.lease,
+                attempt=event.attempt,
+                assigned_at=event.at,
+                retry_at=None,
+            )
+        case TaskStarted():
+            return replace(task, state=TaskState.RUNNING, started_at=event.at)
+        case TaskProgress():
+            return replace(task, progress=event.progress, progress_message=event.message)
+        case TaskReviewPending():
+            return replace(task, state=TaskState.REVIEW_PENDING, receipt=event.receipt, pr=event.pr)
+        case TaskCompleted():
+            return replace(
+                task,
+                state=TaskState.COMPLETED,
+                receipt=event.receipt or task.receipt,
+                finished_at=event.at,
+            )
+        case TaskFailed():
+            return replace(
+                task,
+                state=TaskState.FAILED,
+                failure=Failure(reason=event.reason, message=event.message),
+                receipt=event.receipt or task.receipt,
+                retry_at=event.retry_at,
+                finished_at=event.at,
+            )
+        case TaskAgentLost():
+            return replace(
+                task,
+                state=TaskState.AGENT_LOST,
+                failure=Failure(reason=FailureReason.AGENT_LOST, message=event.message),
+                retry_at=event.retry_at,
+                finished_at=event.at,
+            )
+        case TaskRetried():
+            return replace(
+                task,
+                state=TaskState.CREATED,
+                attempt=event.attempt,
+                prompt=event.prompt if event.prompt is not None else task.prompt,
+                agent_id=None,
+                host_id=None,
+                lease=None,
+                assigned_at=None,
+                started_at=None,
+                finished_at=None,
+                retry_at=None,
+                failure=None,
+                receipt=None,
+                pr=None,
+                progress=None,
+                progress_message=None,
+            )
+        case TaskCancelled():
+            return replace(task, state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
+        case TaskPrUpdated():
+            return replace(task, pr=event.pr)
+        case _:
+            assert_never(event)
+
+
+def _created(event: TaskCreated) -> Task:
+    return Task(
+        task_id=TaskId(event.stream_id),
+        version=event.version,
+        title=event.title,
+        prompt=event.prompt,
+        state=TaskState.CREATED,
+        required_capabilities=event.required_capabilities,
+        execution_mode=event.execution_mode,
+        priority=event.priority,
+        attempt=0,
+        max_retries=event.max_retries,
+        timeout_secs=event.timeout_secs,
+        source=event.source,
+        created_at=event.at,
+        updated_at=event.at,
+    )
+
+
+def replay(events: list[TaskEvent]) -> Task | None:
+    task: Task | None = None
+    for event in events:
+        task = evolve(task, event)
+    return task
+
+
+# --- decisions ------------------------------------------------------------------
+
+
+def create(new: NewTask, now: datetime, actor: str) -> list[TaskEvent]:
+    return [
+        TaskCreated(
+            stream_id=new.task_id,
+            version=1,
+            at=now,
+            actor=actor,
+            title=new.title,
+            prompt=new.prompt,
+            required_capabilities=new.required_capabilities,
+            execution_mode=new.execution_mode,
+            priority=new.priority,
+            max_retries=new.max_retries,
+            timeout_secs=new.timeout_secs,
+            source=new.source,
+        )
+    ]
+
+
+def assign(
+    task: Task, agent_id: AgentId, host_id: str | None, lease: Lease, now: datetime, actor: str
+) -> list[TaskEvent]:
+    _require(task, {TaskState.CREATED}, "assign")
+    return [
+        TaskAssigned(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            agent_id=agent_id,
+            host_id=host_id,
+            attempt=task.attempt,
+            lease=lease,
+        )
+    ]
+
+
+def reroute(
+    task: Task, capabilities: tuple[str, ...], priority: int, now: datetime, actor: str
+) -> list[TaskEvent]:
+    """New labels on a task nobody started yet: it goes back to the queue with them."""
+    _require(task, {TaskState.CREATED, TaskState.ASSIGNED}, "re-route")
+    if capabilities == task.required_capabilities and priority == task.priority:
+        return []
+    return [
+        TaskRerouted(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            required_capabilities=capabilities,
+            priority=priority,
+        )
+    ]
+
+
+def check_holder(task: Task, agent_id: str, lease: str | None) -> None:
+    """Fencing: only the current attempt's holder may speak for the task.
+
+    A lease that is not the current one is an older attempt: `StaleLease`,
+    whoever sends it, so a superseded process can never change the task.
+    Without a lease (the original's agents send none), the agent must hold it.
+    """
+    if lease is not None and lease != task.lease:
+        raise StaleLease(task.task_id, task.attempt)
+    if task.agent_id != agent_id:
+        raise NotTaskHolder(task.task_id, agent_id)
+
+
+def start(task: Task, now: datetime, actor: str) -> list[TaskEvent]:
+    if task.state is TaskState.RUNNING:
+        return []  # a repeated "running" (lost reply) changes nothing
+    _require(task, {TaskState.ASSIGNED}, "start")
+    assert task.agent_id is not None  # ASSIGNED always has a holder
+    return [
+        TaskStarted(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            agent_id=task.agent_id,
+            attempt=task.attempt,
+        )
+    ]
+
+
+def report_progress(
+    task: Task, message: str | None, progress: float | None, now: datetime, actor: str
+) -> list[TaskEvent]:
+    events = start(task, now, actor) if task.state is TaskState.ASSIGNED else []
+    _require(task, HELD_STATES, "report progress on")
+    if message is None and progress is None:
+        return events
+    version = task.next_version + len(events)
+    return [
+        *events,
+        TaskProgress(
+            stream_id=task.task_id,
+            version=version,
+            at=now,
+            actor=actor,
+            message=message,
+            progress=progress,
+        ),
+    ]
+
+
+def accept_receipt(
+    task: Task, receipt: Receipt, now: datetime, actor: str, policy: RetryPolicy
+) -> list[TaskEvent]:
+    """A receipt ends the attempt: completed, review_pending (a PR), or failed."""
+    _require(task, HELD_STATES, "complete")
+    version = task.next_version
+    if receipt.status is ReceiptStatus.COMPLETED:
+        urls = receipt.pr_urls()
+        if urls:
+            pr = PullRequest(url=urls[0], number=_pr_number(urls[0]))
+            return [
+                TaskReviewPending(
+                    stream_id=task.task_id,
+                    version=version,
+                    at=now,
+                    actor=actor,
+                    receipt=receipt,
+                    pr=pr,
+                )
+            ]
+        return [
+            TaskCompleted(
+                stream_id=task.task_id, version=version, at=now, actor=actor, receipt=receipt
+            )
+        ]
+    reason = (
+        FailureReason.PARTIAL if receipt.status is ReceiptStatus.PARTIAL else FailureReason.ERROR
+    )
+    message = receipt.error or receipt.summary or f"agent reported {receipt.status}"
+    return fail(task, reason, message, now, actor, policy, receipt=receipt)
+
+
+def fail(
+    task: Task,
+    reason: FailureReason,
+    message: str,
+    now: datetime,
+    actor: str,
+    policy: RetryPolicy,
+    receipt: Receipt | None = None,
+) -> list[TaskEvent]:
+    allowed = HELD_STATES | {TaskState.REVIEW_PENDING}
+    _require(task, allowed, "fail")
+    retry_at = retry_due_at(task.attempt, task.max_retries, reason, now, policy)
+    return [
+        TaskFailed(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            reason=reason,
+            message=message,
+            receipt=receipt,
+            retry_at=retry_at,
+        )
+    ]
+
+
+def lose(
+    task: Task, message: str, now: datetime, actor: str, policy: RetryPolicy
+) -> list[TaskEvent]:
+    """The holder went silent or away: the attempt is lost, and retried by policy."""
+    _require(task, HELD_STATES, "mark agent_lost")
+    retry_at = retry_due_at(task.attempt, task.max_retries, FailureReason.AGENT_LOST, now, policy)
+    return [
+        TaskAgentLost(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            agent_id=task.agent_id,
+            message=message,
+            retry_at=retry_at,
+        )
+    ]
+
+
+def retry(
+    task: Task, now: datetime, actor: str, *, manual: bool, prompt: str | None = None
+) -> list[TaskEvent]:
+    _require(task, RETRYABLE_STATES, "retry")
+    return [
+        TaskRetried(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            attempt=task.attempt + 1,
+            manual=manual,
+            prompt=prompt,
+        )
+    ]
+
+
+def is_retry_due(task: Task, now: datetime) -> bool:
+    return task.state in RETRYABLE_STATES and task.retry_at is not None and task.retry_at <= now
+
+
+def cancel(task: Task, message: str, now: datetime, actor: str) -> list[TaskEvent]:
+    """Any state that is not final can be cancelled; a failed task's pending retry with it."""
+    if task.state in FINAL_STATES:
+        raise InvalidTransition(task.task_id, task.state, "cancel")
+    return [
+        TaskCancelled(
+            stream_id=task.task_id, version=task.next_version, at=now, actor=actor, message=message
+        )
+    ]
+
+
+def update_pr(
+    task: Task, pr: PullRequest, now: datetime, actor: str, policy: RetryPolicy
+) -> list[TaskEvent]:
+    """Follow the PR: merged completes the task, closed unmerged fails it (never retried)."""
+    if task.pr == pr:
+        return []
+    updated = TaskPrUpdated(
+        stream_id=task.task_id, version=task.next_version, at=now, actor=actor, pr=pr
+    )
+    if task.state is not TaskState.REVIEW_PENDING:
+        return [updated]
+    after = evolve(task, updated)
+    if pr.state is PrState.MERGED:
+        return [
+            updated,
+            TaskCompleted(
+                stream_id=task.task_id,
+                version=after.next_version,
+                at=now,
+                actor=actor,
+                receipt=None,
+            ),
+        ]
+    if pr.state is PrState.CLOSED:
+        return [
+            updated,
+            *fail(
+                after, FailureReason.PR_CLOSED, "pull request closed unmerged", now, actor, policy
+            ),
+        ]
+    return [updated]
+
+
+def timeout_of(task: Task, default: timedelta) -> timedelta:
+    return timedelta(seconds=task.timeout_secs) if task.timeout_secs > 0 else default
+
+
+def _require(task: Task, states: frozenset[TaskState] | set[TaskState], action: str) -> None:
+    if task.state not in states:
+        raise InvalidTransition(task.task_id, task.state, action)
+
+
+def _pr_number(url: str) -> int | None:
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() and len(tail) < 10 else None

@@ -1,0 +1,64 @@
+"""Value objects carried by tasks and events: receipts, artifacts, pull requests, sources."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """What an agent produced: a pull request (`url`) or a commit (`sha`, `branch`)."""
+
+    type: Literal["pr", "commit"]
+    url: str | None = None
+    sha: str | None = None
+    branch: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    tokens: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    """The original's receipt: an agent's own account of one attempt."""
+
+    task_id: TaskId
+    agent_id: AgentId
+    status: ReceiptStatus
+    summary: str = ""
+    lease: Lease | None = None
+    duration_seconds: float | None = None
+    artifacts: tuple[Artifact, ...] = ()
+    error: str | None = None
+    usage: Usage | None = None
+
+    def pr_urls(self) -> tuple[str, ...]:
+        return tuple(a.url for a in self.artifacts if a.type == "pr" and a.url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullRequest:
+    url: str
+    number: int | None = None
+    state: PrState = PrState.OPEN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """Where a task came from: the API, or an issue in a forge."""
+
+    kind: Literal["api", "forgejo"] = "api"
+    repo: str | None = None
+    issue_number: int | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    reason: FailureReason
+    message: str = ""

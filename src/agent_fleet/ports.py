@@ -1,0 +1,95 @@
+"""The ports: what the services need from the outside world, as Protocols.
+
+Adapters implement them (`SqliteEventStore`, `InMemoryEventStore`, ...);
+services depend only on these.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.events import AnyEvent
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
+from agent_fleet.domain.task import Task
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: with its global, gap-free position `seq`."""
+
+    seq: int
+    event: AnyEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskQuery:
+    state: TaskState | None = None
+    agent_id: str | None = None
+    repo: str | None = None
+    limit: int = 100
+    #: Keyset cursor: the (created_at, task_id) of the last task of the previous page.
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentQuery:
+    status: AgentStatus | None = None
+    capability: str | None = None
+    mode: AgentMode | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    agent_id: AgentId
+    at: datetime
+
+
+class EventStore(Protocol):
+    """Events plus the task and agent projections, always written together.
+
+    `append` checks that each stream continues at its stored version + 1 and
+    raises `ConcurrencyConflict` otherwise; the projections are folded from the
+    same events in the same transaction, so they can never lag behind.
+    """
+
+    async def migrate(self) -> int: ...
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]: ...
+    async def claim_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Task | None: ...
+
+    async def get_task(self, task_id: TaskId) -> Task | None: ...
+    async def get_agent(self, agent_id: AgentId) -> Agent | None: ...
+    async def list_tasks(self, query: TaskQuery) -> list[Task]: ...
+    async def list_agents(self, query: AgentQuery) -> list[Agent]: ...
+    async def held_tasks(self, agent_id: AgentId) -> list[Task]: ...
+    async def running_counts(self) -> dict[str, int]: ...
+    async def count_tasks_by_state(self) -> dict[str, int]: ...
+
+    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]: ...
+    async def retries_due(self, now: datetime, limit: int) -> list[Task]: ...
+    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]: ...
+
+    async def record_heartbeat(self, beat: Heartbeat) -> None: ...
+    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
+
+    async def stream_events(self, stream_id: str) -> list[RecordedEvent]: ...
+    def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]: ...
+    async def all_projections(self) -> tuple[list[Task], list[Agent]]: ...
+    async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None: ...
+
+
+class TaskSignal(Protocol):
+    """Wakes long-polling dequeues when work may have become available."""
+
+    def notify(self) -> None: ...
+    async def wait(self, timeout: float) -> bool: ...  # noqa: ASYNC109 -- a plain wait with a bound

@@ -1,0 +1,153 @@
+"""Agent use cases: register (upsert), heartbeat, deregister, list."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent_fleet.domain import agent as agent_model
+from agent_fleet.domain.agent import Agent, Registration
+from agent_fleet.domain.errors import AgentNotFound, ConcurrencyConflict
+from agent_fleet.domain.ids import AgentId
+from agent_fleet.domain.states import AgentMode, AgentStatus, TaskState
+from agent_fleet.domain.task import Task
+from agent_fleet.ports import AgentQuery, Heartbeat, TaskQuery
+from agent_fleet.services.commit import MAX_CONFLICT_RETRIES
+from agent_fleet.services.context import Context
+from agent_fleet.services.tasks import TaskService
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterAgent:
+    agent_id: str | None
+    agent_type: str
+    hostname: str | None
+    capabilities: tuple[str, ...]
+    max_concurrency: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered:
+    agent: Agent
+    #: Shown once, to the agent that registered; only its hash is stored.
+    registry_token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatReply:
+    agent: Agent
+    cancel_tasks: list[str]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(agent: Agent, token: str) -> bool:
+    if agent.token_sha256 is None:
+        return False
+    return hmac.compare_digest(agent.token_sha256, hash_token(token))
+
+
+class AgentService:
+    def __init__(self, ctx: Context, tasks: TaskService) -> None:
+        self._ctx = ctx
+        self._tasks = tasks
+
+    async def get(self, agent_id: str) -> Agent:
+        agent = await self._ctx.store.get_agent(AgentId(agent_id))
+        if agent is None:
+            raise AgentNotFound(agent_id)
+        return agent
+
+    async def find(self, query: AgentQuery) -> list[Agent]:
+        return await self._ctx.store.list_agents(query)
+
+    async def register(self, cmd: RegisterAgent) -> Registered:
+        agent_id = AgentId(cmd.agent_id or f"{cmd.agent_type}-{secrets.token_hex(4)}")
+        token = secrets.token_urlsafe(32)
+        reg = Registration(
+            agent_id=agent_id,
+            agent_type=cmd.agent_type,
+            mode=AgentMode.HTTP_PULL,
+            hostname=cmd.hostname,
+            capabilities=tuple(dict.fromkeys(cmd.capabilities)),
+            max_concurrency=cmd.max_concurrency,
+            metadata=cmd.metadata,
+            token_sha256=hash_token(token),
+        )
+        for _ in range(MAX_CONFLICT_RETRIES):
+            existing = await self._ctx.store.get_agent(agent_id)
+            now = self._ctx.clock.now()
+            events = agent_model.register(existing, reg, now, actor=agent_id)
+            try:
+                await self._ctx.store.append(events)
+            except ConcurrencyConflict:
+                continue
+            await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent_id, at=now))
+            self._ctx.signal.notify()  # new capacity: waiting tasks may now match
+            agent = agent_model.evolve(existing, events[0])
+            return Registered(agent=agent, registry_token=token)
+        raise ConcurrencyConflict(agent_id, -1)
+
+    async def heartbeat(self, agent_id: str, running: list[str] | None) -> HeartbeatReply:
+        """Record liveness (not an event) and tell the agent which tasks to stop."""
+        agent = await self.get(agent_id)
+        if agent.status is AgentStatus.DEREGISTERED:
+            raise AgentNotFound(agent_id)
+        now = self._ctx.clock.now()
+        previous = await self._ctx.store.last_heartbeat(agent.agent_id)
+        await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent.agent_id, at=now))
+        if agent.status is AgentStatus.OFFLINE:
+            agent = await self._come_online(agent, now)
+        held = await self._ctx.store.held_tasks(agent.agent_id)
+        cancel = await self._tasks_to_stop(agent, running, held, previous)
+        return HeartbeatReply(agent=agent, cancel_tasks=cancel)
+
+    async def touch(self, agent: Agent) -> Agent:
+        """Any request from an agent proves it is alive."""
+        now = self._ctx.clock.now()
+        await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent.agent_id, at=now))
+        if agent.status is AgentStatus.OFFLINE:
+            return await self._come_online(agent, now)
+        return agent
+
+    async def _come_online(self, agent: Agent, now: datetime) -> Agent:
+        events = agent_model.come_online(agent, now, actor=agent.agent_id)
+        try:
+            await self._ctx.store.append(events)
+        except ConcurrencyConflict:
+            return await self.get(agent.agent_id)
+        self._ctx.signal.notify()
+        return agent_model.evolve(agent, events[0]) if events else agent
+
+    async def _tasks_to_stop(
+        self, agent: Agent, running: list[str] | None, held: list[Task], since: datetime | None
+    ) -> list[str]:
+        held_ids = {t.task_id for t in held}
+        if running is not None:
+            # The agent told us what it runs: anything it no longer holds must stop.
+            return [task_id for task_id in running if task_id not in held_ids]
+        # It did not say: name the tasks of this agent cancelled since its last beat.
+        cancelled = await self._ctx.store.list_tasks(
+            TaskQuery(state=TaskState.CANCELLED, agent_id=agent.agent_id, limit=50)
+        )
+        return [
+            t.task_id
+            for t in cancelled
+            if since is None or (t.finished_at is not None and t.finished_at >= since)
+        ]
+
+    async def deregister(self, agent_id: str) -> Agent:
+        agent = await self.get(agent_id)
+        now = self._ctx.clock.now()
+        events = agent_model.deregister(agent, now, actor=agent.agent_id)
+        if events:
+            await self._ctx.store.append(events)
+            agent = agent_model.evolve(agent, events[0])
+        held = await self._ctx.store.held_tasks(agent.agent_id)
+        await self._tasks.release_held(held, "agent deregistered", actor=agent.agent_id)
+        return agent

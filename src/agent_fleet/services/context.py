@@ -1,0 +1,30 @@
+"""What every service needs: the store, the clock, the wake-up signal and the options."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.ports import Clock, EventStore, TaskSignal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetOptions:
+    heartbeat_interval: timedelta = timedelta(seconds=30)
+    heartbeat_threshold: int = 3
+    default_timeout: timedelta = timedelta(hours=1)
+    default_max_retries: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    long_poll_max: timedelta = timedelta(seconds=30)
+    sweep_interval: timedelta = timedelta(seconds=1)
+
+    @property
+    def heartbeat_timeout(self) -> timedelta:
+        return self.heartbeat_interval * self.heartbeat_threshold
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    store: EventStore
+    clock: Clock
+    signal: TaskSignal
+    options: FleetOptions = field(default_factory=FleetOptions)

@@ -1,0 +1,40 @@
+"""The assembled services of one orchestrator, and its background duties."""
+
+import asyncio
+from dataclasses import dataclass
+
+from agent_fleet.services.agents import AgentService
+from agent_fleet.services.context import Context
+from agent_fleet.services.dequeue import DequeueService
+from agent_fleet.services.loops import run_every
+from agent_fleet.services.sweeps import Sweeper
+from agent_fleet.services.tasks import TaskService
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    ctx: Context
+    tasks: TaskService
+    agents: AgentService
+    dequeue: DequeueService
+    sweeper: Sweeper
+
+    @classmethod
+    def assemble(cls, ctx: Context) -> "Fleet":
+        tasks = TaskService(ctx)
+        agents = AgentService(ctx, tasks)
+        return cls(
+            ctx=ctx,
+            tasks=tasks,
+            agents=agents,
+            dequeue=DequeueService(ctx, agents),
+            sweeper=Sweeper(ctx, tasks),
+        )
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """Every duty in one TaskGroup: if one dies of a bug, all stop and the error surfaces."""
+        every = self.ctx.options.sweep_interval
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_every("timeouts", self.sweeper.expire_timeouts, every, stop))
+            group.create_task(run_every("heartbeats", self.sweeper.detect_lost_agents, every, stop))
+            group.create_task(run_every("retries", self.sweeper.run_due_retries, every, stop))

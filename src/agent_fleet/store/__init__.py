@@ -1,0 +1,1 @@
+"""Event stores: SQLite (embedded default) and the shared codec and migrations."""

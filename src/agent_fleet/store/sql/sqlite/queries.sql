@@ -1,0 +1,126 @@
+-- Named queries for the SQLite store. Each runs on the store's one thread.
+
+-- name: insert_event
+-- UNIQUE (stream, version) turns a lost race into an IntegrityError.
+INSERT INTO events (stream, version, type, data, actor, at)
+VALUES (:stream, :version, :type, :data, :actor, :at)
+RETURNING seq
+
+-- name: upsert_task
+INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
+                   required_capabilities, repo, created_at, deadline_at, retry_at, body)
+VALUES (:task_id, :version, :state, :agent_id, :execution_mode, :priority,
+        :required_capabilities, :repo, :created_at, :deadline_at, :retry_at, :body)
+ON CONFLICT (task_id) DO UPDATE SET
+    version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
+    execution_mode = excluded.execution_mode, priority = excluded.priority,
+    required_capabilities = excluded.required_capabilities, repo = excluded.repo,
+    deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
+
+-- name: upsert_agent
+INSERT INTO agents (agent_id, version, status, mode, body)
+VALUES (:agent_id, :version, :status, :mode, :body)
+ON CONFLICT (agent_id) DO UPDATE SET
+    version = excluded.version, status = excluded.status, mode = excluded.mode,
+    body = excluded.body
+
+-- name: get_task
+SELECT body FROM tasks WHERE task_id = :task_id
+
+-- name: get_agent
+SELECT body FROM agents WHERE agent_id = :agent_id
+
+-- name: count_held
+-- max_concurrency is checked inside the claiming transaction, so it cannot be overrun.
+SELECT count(*) FROM tasks WHERE agent_id = :agent_id AND state IN ('assigned', 'running')
+
+-- name: claim
+-- The claim itself: one statement flips the best matching open task to
+-- 'assigned'. It runs under BEGIN IMMEDIATE, so no other writer interleaves;
+-- the full projection and the task.assigned event are written right after it,
+-- in the same transaction. Capabilities: none required that the agent lacks.
+UPDATE tasks SET state = 'assigned', agent_id = :agent_id
+WHERE task_id = (
+    SELECT t.task_id FROM tasks t
+    WHERE t.state = 'created'
+      AND t.execution_mode IN (SELECT value FROM json_each(:modes))
+      AND NOT EXISTS (
+          SELECT 1 FROM json_each(t.required_capabilities) AS r
+          WHERE r.value NOT IN (SELECT value FROM json_each(:capabilities)))
+    ORDER BY t.priority DESC, t.created_at, t.task_id
+    LIMIT 1)
+  AND state = 'created'
+RETURNING body
+
+-- name: held_tasks
+SELECT body FROM tasks WHERE agent_id = :agent_id AND state IN ('assigned', 'running')
+ORDER BY created_at, task_id
+
+-- name: running_counts
+SELECT agent_id, count(*) FROM tasks
+WHERE agent_id IS NOT NULL AND state IN ('assigned', 'running') GROUP BY agent_id
+
+-- name: count_by_state
+SELECT state, count(*) FROM tasks GROUP BY state
+
+-- name: timed_out
+SELECT body FROM tasks
+WHERE deadline_at IS NOT NULL AND deadline_at < :now AND state IN ('assigned', 'running')
+ORDER BY deadline_at LIMIT :limit
+
+-- name: retries_due
+SELECT body FROM tasks
+WHERE retry_at IS NOT NULL AND retry_at <= :now AND state IN ('failed', 'agent_lost')
+ORDER BY retry_at LIMIT :limit
+
+-- name: stale_agents
+-- Only pull agents heartbeat; ssh_cli agents' liveness is their processes.
+SELECT a.body FROM agents a LEFT JOIN agent_heartbeats h ON h.agent_id = a.agent_id
+WHERE a.status = 'online' AND a.mode = 'http_pull' AND coalesce(h.at, '') < :cutoff
+LIMIT :limit
+
+-- name: record_heartbeat
+INSERT INTO agent_heartbeats (agent_id, at) VALUES (:agent_id, :at)
+ON CONFLICT (agent_id) DO UPDATE SET at = excluded.at
+
+-- name: last_heartbeat
+SELECT at FROM agent_heartbeats WHERE agent_id = :agent_id
+
+-- name: stream_events
+SELECT seq, type, stream, version, at, actor, data FROM events
+WHERE stream = :stream ORDER BY version
+
+-- name: events_after
+SELECT seq, type, stream, version, at, actor, data FROM events
+WHERE seq > :after ORDER BY seq LIMIT :limit
+
+-- name: all_tasks
+SELECT body FROM tasks ORDER BY task_id
+
+-- name: all_agents
+SELECT body FROM agents ORDER BY agent_id
+
+-- name: delete_tasks
+DELETE FROM tasks
+
+-- name: delete_agents
+DELETE FROM agents
+
+-- name: list_tasks
+-- Newest first, keyset-paginated on (created_at, task_id): stable under inserts.
+SELECT body FROM tasks
+WHERE (:state IS NULL OR state = :state)
+  AND (:agent_id IS NULL OR agent_id = :agent_id)
+  AND (:repo IS NULL OR repo = :repo)
+  AND (:after_created IS NULL OR (created_at, task_id) < (:after_created, :after_id))
+ORDER BY created_at DESC, task_id DESC
+LIMIT :limit
+
+-- name: list_agents
+SELECT a.body FROM agents a
+WHERE (:status IS NULL OR a.status = :status)
+  AND (:mode IS NULL OR a.mode = :mode)
+  AND (:capability IS NULL OR EXISTS (
+      SELECT 1 FROM json_each(json_extract(a.body, '$.capabilities')) c
+      WHERE c.value = :capability))
+ORDER BY a.agent_id

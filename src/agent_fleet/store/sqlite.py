@@ -1,0 +1,307 @@
+"""The embedded event store: one SQLite file in WAL mode, driven from one thread.
+
+Every call runs on a single dedicated thread, so the blocking `sqlite3` driver
+never touches the event loop and writes are naturally serialised; writes use
+`BEGIN IMMEDIATE`, so a second process on the same file waits (busy_timeout)
+instead of failing halfway through a transaction.
+"""
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent_fleet.codec import (
+    decode_agent,
+    decode_event,
+    decode_task,
+    event_data,
+    parse_ts,
+    ts,
+)
+from agent_fleet.domain import task as task_model
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
+from agent_fleet.domain.events import AnyEvent, type_name
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.task import Task
+from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.sqlfile import load_migrations, load_queries
+
+T = TypeVar("T")
+Q = load_queries("sqlite")
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteEventStore:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+
+    # --- plumbing -----------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, fn, args)
+
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            return fn(self._connection(), *args)
+        except sqlite3.Error as e:
+            raise StoreError(f"sqlite store at {self.path}: {e}") from e
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed transaction survives power loss, not only a crash.
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    @contextmanager
+    def _write(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self._run(_close)
+        self._executor.shutdown(wait=True)
+
+    # --- schema -------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        """Apply pending numbered migrations; returns how many were applied."""
+        return await self._run(_migrate)
+
+    async def schema(self) -> list[str]:
+        def _schema(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+                "AND name != 'schema_migrations' ORDER BY name"
+            )
+            return [r[0] for r in rows]
+
+        return await self._run(_schema)
+
+    # --- writes -------------------------------------------------------------------
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
+        def _append(conn: sqlite3.Connection) -> list[RecordedEvent]:
+            with self._write(conn):
+                return _append_in_tx(conn, events)
+
+        return await self._run(_append)
+
+    async def claim_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Task | None:
+        def _claim(conn: sqlite3.Connection) -> Task | None:
+            with self._write(conn):
+                held = conn.execute(Q["count_held"], {"agent_id": agent.agent_id}).fetchone()[0]
+                if held >= agent.max_concurrency:
+                    return None
+                row = conn.execute(
+                    Q["claim"],
+                    {
+                        "agent_id": agent.agent_id,
+                        "modes": json.dumps(sorted(m.value for m in modes)),
+                        "capabilities": json.dumps(list(agent.capabilities)),
+                    },
+                ).fetchone()
+                if row is None:
+                    return None
+                task = decode_task(row[0])
+                events = task_model.assign(
+                    task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
+                )
+                _append_in_tx(conn, events)
+                return task_model.evolve(task, events[0])
+
+        return await self._run(_claim)
+
+    async def record_heartbeat(self, beat: Heartbeat) -> None:
+        def _beat(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["record_heartbeat"], {"agent_id": beat.agent_id, "at": ts(beat.at)})
+
+        await self._run(_beat)
+
+    async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None:
+        def _replace(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                conn.execute(Q["delete_tasks"])
+                conn.execute(Q["delete_agents"])
+                conn.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
+                conn.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
+
+        await self._run(_replace)
+
+    # --- reads --------------------------------------------------------------------
+
+    async def get_task(self, task_id: TaskId) -> Task | None:
+        return await self._run(_get_task, task_id)
+
+    async def get_agent(self, agent_id: AgentId) -> Agent | None:
+        return await self._run(_get_agent, agent_id)
+
+    async def list_tasks(self, query: TaskQuery) -> list[Task]:
+        params = {
+            "state": query.state.value if query.state else None,
+            "agent_id": query.agent_id,
+            "repo": query.repo,
+            "after_created": ts(query.after[0]) if query.after else None,
+            "after_id": query.after[1] if query.after else None,
+            "limit": query.limit,
+        }
+        return await self._tasks("list_tasks", params)
+
+    async def list_agents(self, query: AgentQuery) -> list[Agent]:
+        params = {
+            "status": query.status.value if query.status else None,
+            "mode": query.mode.value if query.mode else None,
+            "capability": query.capability,
+        }
+        rows = await self._rows("list_agents", params)
+        return [decode_agent(r[0]) for r in rows]
+
+    async def held_tasks(self, agent_id: AgentId) -> list[Task]:
+        return await self._tasks("held_tasks", {"agent_id": agent_id})
+
+    async def running_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("running_counts", {})}
+
+    async def count_tasks_by_state(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("count_by_state", {})}
+
+    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("timed_out", {"now": ts(now), "limit": limit})
+
+    async def retries_due(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
+
+    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
+        rows = await self._rows("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
+        return [decode_agent(r[0]) for r in rows]
+
+    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
+        rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
+        return parse_ts(rows[0][0]) if rows else None
+
+    async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
+        rows = await self._rows("stream_events", {"stream": stream_id})
+        return [_recorded(r) for r in rows]
+
+    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
+        after = 0
+        while True:
+            rows = await self._rows("events_after", {"after": after, "limit": batch})
+            for row in rows:
+                yield _recorded(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    async def all_projections(self) -> tuple[list[Task], list[Agent]]:
+        tasks = await self._tasks("all_tasks", {})
+        agents = [decode_agent(r[0]) for r in await self._rows("all_agents", {})]
+        return tasks, agents
+
+    async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        def _fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(Q[name], params).fetchall()
+
+        return await self._run(_fetch)
+
+    async def _tasks(self, name: str, params: dict[str, Any]) -> list[Task]:
+        return [decode_task(r[0]) for r in await self._rows(name, params)]
+
+
+def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
+    row = conn.execute(Q["get_task"], {"task_id": task_id}).fetchone()
+    return decode_task(row[0]) if row else None
+
+
+def _get_agent(conn: sqlite3.Connection, agent_id: str) -> Agent | None:
+    row = conn.execute(Q["get_agent"], {"agent_id": agent_id}).fetchone()
+    return decode_agent(row[0]) if row else None
+
+
+def _append_in_tx(conn: sqlite3.Connection, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
+    projected = fold(events, lambda i: _get_task(conn, i), lambda i: _get_agent(conn, i))
+    recorded = []
+    for event in events:
+        params = {
+            "stream": event.stream_id,
+            "version": event.version,
+            "type": type_name(event),
+            "data": event_data(event),
+            "actor": event.actor,
+            "at": ts(event.at),
+        }
+        try:
+            seq = conn.execute(Q["insert_event"], params).fetchone()[0]
+        except sqlite3.IntegrityError as e:
+            raise ConcurrencyConflict(event.stream_id, event.version) from e
+        recorded.append(RecordedEvent(seq, event))
+    conn.executemany(Q["upsert_task"], [task_row(t) for t in projected.tasks.values()])
+    conn.executemany(Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()])
+    return recorded
+
+
+def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    seq, type_, stream, version, at, actor, data = row
+    return RecordedEvent(seq, decode_event(type_, stream, version, at, actor, data))
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    applied = 0
+    for number, name, sql in load_migrations("sqlite"):
+        if number in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, ts(datetime.now(UTC))),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied += 1
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no `;` inside literals)."""
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,135 @@
+"""A real `agent-fleet serve` process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_TOKEN = "admin-secret-e2e-7f3a"
+PULL_TOKEN = "pull-secret-e2e-91bc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    workdir: Path
+    orchestrator: dict[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "fleet.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "config.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def write_config(self) -> None:
+        orchestrator = {
+            "db_path": str(self.db_path),
+            "heartbeat_interval_secs": 1,
+            "heartbeat_timeout_threshold": 2,
+            "task_timeout_secs": 60,
+            "default_max_retries": 2,
+            "http_pull_token": PULL_TOKEN,
+            "retry_backoff_base_secs": 0,
+            "sweep_interval_secs": 0.2,
+            **self.orchestrator,
+        }
+        lines = [
+            "[server]",
+            'bind = "127.0.0.1"',
+            f"port = {self.port}",
+            f'admin_token = "{ADMIN_TOKEN}"',
+            "",
+            "[orchestrator]",
+        ]
+        for key, value in orchestrator.items():
+            lines.append(f"{key} = {_toml(value)}")
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> ServerProcess:
+        self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent_fleet", "serve", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+            )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the graceful path."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent_fleet", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.workdir,
+        )
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
