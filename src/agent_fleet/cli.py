@@ -1,9 +1,11 @@
 """The `agent-fleet` command: serve, config check, db migrate|rebuild, and the remote commands."""
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,7 +109,7 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             timeout_graceful_shutdown=5,
             lifespan="off",
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         stop = asyncio.Event()
         # Shutdown order: uvicorn stops intake and drains requests, then the
         # duties are told to stop, then (finally) the store closes.
@@ -118,6 +120,22 @@ async def _serve(settings: Settings, source: Path | None) -> None:
     finally:
         await store.close()
         log.info("agent-fleet stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that shuts down on SIGTERM/SIGINT without re-raising the signal afterwards,
+    so that our own shutdown steps (stop the duties, close the store) still run."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 @main.group("config")

@@ -52,7 +52,9 @@ def _emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        render(Console())
+        # Piped output keeps whole ids and titles instead of wrapping at 80 columns.
+        console = Console()
+        render(console if console.is_terminal else Console(width=240))
 
 
 def _task_table(tasks: list[dict[str, Any]]) -> Table:

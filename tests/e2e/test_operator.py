@@ -1,0 +1,119 @@
+"""Operator paths over real HTTP and the real CLI: assign, deregister, tasks/agents commands."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.helpers import create, dequeue, events, register, task
+from tests.e2e.server import ADMIN_TOKEN, ServerProcess
+
+
+def test_operator_assigns_a_task_explicitly(admin: httpx.Client, puller: httpx.Client) -> None:
+    register(puller, "chosen", ["x"])
+    task_id = create(admin, "t", ["y"])["task_id"]
+    assigned = admin.post(f"/api/v1/tasks/{task_id}/assign", json={"agent_id": "chosen"})
+    assert assigned.status_code == 200
+    assert assigned.json()["agent_id"] == "chosen"
+    got = dequeue(puller, "chosen")
+    assert got is not None and got[0] == task_id
+    again = admin.post(f"/api/v1/tasks/{task_id}/assign", json={"agent_id": "chosen"})
+    assert again.status_code == 409
+    unknown = admin.post(f"/api/v1/tasks/{task_id}/assign", json={"agent_id": "nobody"})
+    assert unknown.status_code == 404
+
+
+def test_deregistered_agent_hands_its_tasks_back(admin: httpx.Client, puller: httpx.Client) -> None:
+    register(puller, "leaving", [])
+    task_id = create(admin, "t", [])["task_id"]
+    assert dequeue(puller, "leaving") is not None
+    gone = puller.post("/api/v1/agents/deregister", json={"agent_id": "leaving"})
+    assert gone.json() == {"agent_id": "leaving", "status": "deregistered"}
+    assert events(admin, task_id)[-2:] == ["task.agent_lost", "task.retried"]
+    assert task(admin, task_id)["state"] == "created"
+    beat = puller.post("/api/v1/agents/heartbeat", json={"agent_id": "leaving"})
+    assert beat.status_code == 404  # it must register again
+    register(puller, "leaving", [])
+    assert dequeue(puller, "leaving") is not None
+
+
+def _cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_fleet",
+            *args,
+            "--server",
+            server.url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_creates_lists_shows_and_cancels(server: ServerProcess, puller: httpx.Client) -> None:
+    created = _cli(
+        server,
+        "tasks",
+        "create",
+        "--title",
+        "From the CLI",
+        "--prompt",
+        "do it",
+        "--capability",
+        "code:go",
+        "--priority",
+        "5",
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    task_id = json.loads(created.stdout)["task_id"]
+    listed = _cli(server, "tasks", "list")
+    assert "From the CLI" in listed.stdout and "created" in listed.stdout
+    as_json = json.loads(_cli(server, "tasks", "list", "--json").stdout)
+    assert [t["task_id"] for t in as_json["tasks"]] == [task_id]
+    cancelled = _cli(server, "tasks", "cancel", task_id)
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    shown = _cli(server, "tasks", "show", task_id, "--json")
+    history = [e["type"] for e in json.loads(shown.stdout)["events"]]
+    assert history == ["task.created", "task.cancelled"]
+    refused = _cli(server, "tasks", "retry", task_id)
+    assert refused.returncode == 1 and "HTTP 409" in refused.stderr
+    register(puller, "cli-agent", ["code:go"])
+    agents = _cli(server, "agents", "list")
+    assert "cli-agent" in agents.stdout and "0/1" in agents.stdout
+
+
+def test_sigterm_stops_cleanly(server: ServerProcess) -> None:
+    assert server.stop() == 0
+    assert "agent-fleet stopped" in server.log_path.read_text()
+
+
+def test_config_check_names_file_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "config.toml"
+    bad.write_text('[orchestrator]\ntask_timeout_secs = -1\nhttp_pull_token = "s3cret-value"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_fleet", "config", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"{bad}: orchestrator.task_timeout_secs: Input should be greater than 0" in result.stderr
+    bad.write_text('[orchestrator]\nhttp_pull_token = "s3cret-value"\nmystery = 1\n')
+    good = subprocess.run(
+        [sys.executable, "-m", "agent_fleet", "config", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stderr
+    assert 'http_pull_token = "***"' in good.stdout
+    assert "s3cret-value" not in good.stdout + good.stderr
+    assert "orchestrator.mystery: unknown key" in good.stderr
