@@ -5,6 +5,7 @@ and return the events to append, or raise a domain error. `evolve` never
 raises for an event that a decision produced.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import assert_never
@@ -80,6 +81,10 @@ class Task:
     @property
     def next_version(self) -> int:
         return self.version + 1
+
+
+#: A decision bound to its command's data: current state in, events out.
+Decision = Callable[[Task], list[TaskEvent]]
 
 
 def branch_for(task_id: str) -> str:

@@ -1,6 +1,5 @@
 """Load → decide → append, retried on optimistic-concurrency conflicts."""
 
-from collections.abc import Callable
 from datetime import datetime
 
 from agent_fleet.domain import task as task_model
@@ -8,11 +7,10 @@ from agent_fleet.domain.errors import ConcurrencyConflict, TaskNotFound
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import HELD_STATES, TaskState
-from agent_fleet.domain.task import Task
+from agent_fleet.domain.task import Decision, Task
 from agent_fleet.services.context import Context
 
 MAX_CONFLICT_RETRIES = 8
-Decision = Callable[[Task], list[TaskEvent]]
 
 
 async def load_task(ctx: Context, task_id: str) -> Task:

@@ -6,8 +6,8 @@ from agent_fleet.domain.errors import ConcurrencyConflict, FleetError
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.policies import is_timed_out
 from agent_fleet.domain.states import FailureReason
-from agent_fleet.domain.task import Task
-from agent_fleet.services.commit import Decision, decide_task
+from agent_fleet.domain.task import Decision, Task
+from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
 from agent_fleet.services.tasks import TaskService
 
@@ -18,6 +18,7 @@ class Sweeper:
     def __init__(self, ctx: Context, tasks: TaskService) -> None:
         self._ctx = ctx
         self._tasks = tasks
+        self._started = ctx.clock.now()
 
     async def expire_timeouts(self) -> int:
         """Fail every held task past its deadline with reason `timeout`."""
@@ -43,6 +44,10 @@ class Sweeper:
     async def detect_lost_agents(self) -> int:
         """Agents silent past interval × threshold go offline; their tasks are agent_lost."""
         now = self._ctx.clock.now()
+        if now - self._started < self._ctx.options.heartbeat_timeout:
+            # Just started: agents could not beat while we were down. Give them one
+            # full timeout to reach us before calling anyone lost.
+            return 0
         cutoff = now - self._ctx.options.heartbeat_timeout
         lost = 0
         for agent in await self._ctx.store.stale_agents(cutoff, BATCH):
