@@ -1,0 +1,100 @@
+"""What only the SQLite store promises: migrations, separate connections, durability."""
+
+import asyncio
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+
+from agent_fleet.domain.ids import Lease, TaskId
+from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.store.sqlfile import load_migrations
+from agent_fleet.store.sqlite import SqliteEventStore
+from tests.contract.builders import agent_of, at, created, registered
+
+PULL = frozenset({ExecutionMode.UNDECIDED, ExecutionMode.HTTP_PULL})
+
+
+def test_migrations_are_numbered_idempotent_and_match_a_fresh_install(tmp_path: Path) -> None:
+    numbers = [n for n, _, _ in load_migrations("sqlite")]
+    assert numbers == list(range(1, len(numbers) + 1))
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        stepwise = SqliteEventStore(tmp_path / "step.db")
+        for _ in numbers:
+            await stepwise.migrate()
+        again = await stepwise.migrate()
+        fresh = SqliteEventStore(tmp_path / "fresh.db")
+        await fresh.migrate()
+        result = (await stepwise.schema(), await fresh.schema(), again)
+        await stepwise.close()
+        await fresh.close()
+        return result
+
+    stepwise, fresh, again = asyncio.run(scenario())
+    assert again == 0
+    assert stepwise == fresh
+    assert any("CREATE TABLE events" in sql for sql in fresh)
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    async def write() -> None:
+        store = SqliteEventStore(tmp_path / "d.db")
+        await store.migrate()
+        await store.append(created("t1"))
+        await store.close()
+
+    async def read() -> str | None:
+        store = SqliteEventStore(tmp_path / "d.db")
+        await store.migrate()
+        task = await store.get_task(TaskId("t1"))
+        await store.close()
+        return task.title if task else None
+
+    asyncio.run(write())
+    assert asyncio.run(read()) == "title t1"
+    with sqlite3.connect(tmp_path / "d.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_claim_race_across_connections_and_threads(tmp_path: Path) -> None:
+    """Separate store instances (connections, threads, event loops) on one file."""
+    path = tmp_path / "race.db"
+    tasks, claimers = 100, 6
+
+    async def seed() -> None:
+        store = SqliteEventStore(path)
+        await store.migrate()
+        for i in range(tasks):
+            await store.append(created(f"t{i:03}", when=i))
+        for n in range(claimers):
+            await store.append(registered(f"a{n}", slots=tasks))
+        await store.close()
+
+    asyncio.run(seed())
+    results: dict[int, list[str]] = {}
+
+    def claimer(n: int) -> None:
+        async def loop() -> list[str]:
+            store = SqliteEventStore(path)
+            agent = agent_of(registered(f"a{n}", slots=tasks))
+            got = []
+            while task := await store.claim_task(agent, PULL, Lease(f"{n}-{len(got)}"), at(1)):
+                got.append(task.task_id)
+            await store.close()
+            return got
+
+        results[n] = asyncio.run(loop())
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(claimers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = Counter(t for got in results.values() for t in got)
+    assert claimed == Counter({f"t{i:03}": 1 for i in range(tasks)})
+    with sqlite3.connect(path) as conn:
+        assigned = conn.execute(
+            "SELECT count(*), count(DISTINCT stream) FROM events WHERE type = 'task.assigned'"
+        ).fetchone()
+    assert assigned == (tasks, tasks)

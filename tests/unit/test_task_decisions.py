@@ -1,0 +1,152 @@
+"""Example-based tests of each task decision and refusal (DESIGN §2)."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent_fleet.domain import task as t
+from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
+from agent_fleet.domain.events import TaskCompleted, TaskFailed, TaskRetried, TaskReviewPending
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus, TaskState
+from agent_fleet.domain.values import Artifact, PullRequest, Receipt
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = RetryPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(seconds=60))
+A = AgentId("agent-a")
+
+
+def fold(task: t.Task | None, events: list[t.TaskEvent]) -> t.Task:
+    for event in events:
+        task = t.evolve(task, event)
+    assert task is not None
+    return task
+
+
+def new(max_retries: int = 2) -> t.Task:
+    spec = t.NewTask(
+        task_id=TaskId("t1"),
+        title="x",
+        prompt="p",
+        required_capabilities=("a",),
+        max_retries=max_retries,
+        timeout_secs=60,
+    )
+    return fold(None, t.create(spec, T0, "op"))
+
+
+def held(state: TaskState = TaskState.RUNNING, max_retries: int = 2) -> t.Task:
+    task = fold(new(max_retries), t.assign(new(max_retries), A, None, Lease("L1"), T0, "a"))
+    return fold(task, t.start(task, T0, "a")) if state is TaskState.RUNNING else task
+
+
+def receipt(status: ReceiptStatus, *, pr: bool = False, lease: str = "L1") -> Receipt:
+    artifacts = (Artifact(type="pr", url="https://f.example/o/r/pulls/12"),) if pr else ()
+    return Receipt(
+        task_id=TaskId("t1"),
+        agent_id=A,
+        lease=Lease(lease),
+        status=status,
+        summary="did it",
+        artifacts=artifacts,
+    )
+
+
+def test_create_assign_start() -> None:
+    task = held()
+    assert task.state is TaskState.RUNNING
+    assert (task.agent_id, task.lease, task.attempt, task.version) == (A, "L1", 0, 3)
+    assert task.branch_name == "task/t1"
+    assert t.start(task, T0, "a") == []  # a repeated "running" is harmless
+
+
+def test_receipts_decide_the_outcome() -> None:
+    [review] = t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED, pr=True), T0, "a", POLICY)
+    assert isinstance(review, TaskReviewPending) and review.pr.number == 12
+    [done] = t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED), T0, "a", POLICY)
+    assert isinstance(done, TaskCompleted)
+    [failed] = t.accept_receipt(held(), receipt(ReceiptStatus.FAILED), T0, "a", POLICY)
+    assert isinstance(failed, TaskFailed) and failed.reason is FailureReason.ERROR
+    [partial] = t.accept_receipt(held(), receipt(ReceiptStatus.PARTIAL), T0, "a", POLICY)
+    assert isinstance(partial, TaskFailed) and partial.reason is FailureReason.PARTIAL
+    assert partial.retry_at == T0 + timedelta(seconds=10)
+
+
+def test_retry_policy_stops_at_max_retries_and_never_for_pr_closed() -> None:
+    task = replace(held(max_retries=2), attempt=2)
+    [last] = t.fail(task, FailureReason.TIMEOUT, "slow", T0, "loop", POLICY)
+    assert isinstance(last, TaskFailed) and last.retry_at is None
+    [closed] = t.fail(held(), FailureReason.PR_CLOSED, "closed", T0, "hook", POLICY)
+    assert isinstance(closed, TaskFailed) and closed.retry_at is None
+
+
+def test_retry_opens_the_next_attempt() -> None:
+    failed = fold(held(), t.fail(held(), FailureReason.ERROR, "x", T0, "a", POLICY))
+    assert not t.is_retry_due(failed, T0 + timedelta(seconds=9))
+    assert t.is_retry_due(failed, T0 + timedelta(seconds=10))
+    [retried] = t.retry(failed, T0, "loop", manual=False)
+    assert isinstance(retried, TaskRetried) and retried.attempt == 1
+    again = fold(failed, [retried])
+    assert (again.state, again.attempt, again.agent_id, again.lease, again.failure) == (
+        TaskState.CREATED,
+        1,
+        None,
+        None,
+        None,
+    )
+    with pytest.raises(InvalidTransition, match="it is created"):
+        t.retry(again, T0, "op", manual=True)
+
+
+def test_fencing_refuses_old_leases_and_other_agents() -> None:
+    task = held()
+    t.check_holder(task, A, "L1")
+    t.check_holder(task, A, None)  # the original's agents send no lease
+    with pytest.raises(StaleLease):
+        t.check_holder(task, A, "L0")
+    with pytest.raises(NotTaskHolder):
+        t.check_holder(task, AgentId("agent-b"), None)
+    with pytest.raises(StaleLease):
+        t.check_holder(task, AgentId("agent-b"), "L0")
+
+
+def test_pr_merge_completes_and_close_fails() -> None:
+    review = fold(
+        held(), t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED, pr=True), T0, "a", POLICY)
+    )
+    merged = PullRequest(url="https://f.example/o/r/pulls/12", number=12, state=PrState.MERGED)
+    done = fold(review, t.update_pr(review, merged, T0, "hook", POLICY))
+    assert done.state is TaskState.COMPLETED and done.pr == merged
+    closed = replace(merged, state=PrState.CLOSED)
+    failed = fold(review, t.update_pr(review, closed, T0, "hook", POLICY))
+    assert failed.state is TaskState.FAILED and failed.retry_at is None
+    assert failed.failure is not None and failed.failure.reason is FailureReason.PR_CLOSED
+    assert t.update_pr(done, merged, T0, "hook", POLICY) == []  # nothing new
+
+
+def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
+    assigned = held(TaskState.ASSIGNED)
+    rerouted = fold(assigned, t.reroute(assigned, ("b",), 5, T0, "hook"))
+    assert (rerouted.state, rerouted.required_capabilities, rerouted.agent_id) == (
+        TaskState.CREATED,
+        ("b",),
+        None,
+    )
+    assert t.reroute(rerouted, ("b",), 5, T0, "hook") == []
+    with pytest.raises(InvalidTransition):
+        t.reroute(held(), ("b",), 0, T0, "hook")
+    for task in (new(), assigned, held()):
+        assert fold(task, t.cancel(task, "stop", T0, "op")).state is TaskState.CANCELLED
+    cancelled = fold(new(), t.cancel(new(), "stop", T0, "op"))
+    with pytest.raises(InvalidTransition, match="it is cancelled"):
+        t.cancel(cancelled, "again", T0, "op")
+
+
+def test_progress_starts_an_assigned_task() -> None:
+    assigned = held(TaskState.ASSIGNED)
+    events = t.report_progress(assigned, "half", 50.0, T0, "a")
+    after = fold(assigned, events)
+    assert after.state is TaskState.RUNNING and after.progress == 50.0
+    assert [e.version for e in events] == [3, 4]
