@@ -59,6 +59,7 @@ def fleet_options(settings: Settings) -> FleetOptions:
         ),
         long_poll_max=timedelta(seconds=settings.server.long_poll_max_secs),
         sweep_interval=timedelta(seconds=orch.sweep_interval_secs),
+        log_limit_bytes=settings.server.max_log_bytes,
     )
 
 

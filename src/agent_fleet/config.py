@@ -43,6 +43,7 @@ class ServerConfig(Section):
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     long_poll_max_secs: float = Field(default=30.0, gt=0, le=300)
+    max_log_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
 
 class ForgejoConfig(Section):

@@ -12,6 +12,7 @@ from typing import Protocol
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.logbook import LogHead
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
 
@@ -81,6 +82,13 @@ class EventStore(Protocol):
 
     async def record_heartbeat(self, beat: Heartbeat) -> None: ...
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
+
+    async def append_log(
+        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+    ) -> LogHead: ...
+    async def read_log(
+        self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
+    ) -> tuple[bytes, LogHead]: ...
 
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]: ...
     def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]: ...

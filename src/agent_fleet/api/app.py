@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, tasks
+from agent_fleet.api import agents, errors, logs, tasks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.limits import BodySizeLimit
@@ -30,6 +30,7 @@ def create_app(
     errors.install(app)
     app.include_router(agents.router)
     app.include_router(tasks.router)
+    app.include_router(logs.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(fleet: FleetDep) -> Health:

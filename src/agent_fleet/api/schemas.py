@@ -109,6 +109,12 @@ class StatusBody(AgentRef):
     progress: float | None = Field(default=None, ge=0, le=100)
 
 
+class LogChunkBody(AgentRef):
+    lease: LeaseToken | None = None
+    offset: int = Field(ge=0, le=2**53)
+    data: Annotated[str, StringConstraints(max_length=512 * 1024)]
+
+
 class ArtifactBody(Body):
     type: Literal["pr", "commit"]
     url: Annotated[str, StringConstraints(max_length=2_000)] | None = None

@@ -149,6 +149,10 @@ class Handout(BaseModel):
     lease: str
 
 
+class LogAck(BaseModel):
+    ack_offset: int
+
+
 class StatusReply(BaseModel):
     task: TaskOut
     cancel: bool

@@ -16,6 +16,7 @@ class FleetOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     long_poll_max: timedelta = timedelta(seconds=30)
     sweep_interval: timedelta = timedelta(seconds=1)
+    log_limit_bytes: int = 10 * 1024 * 1024
 
     @property
     def heartbeat_timeout(self) -> timedelta:

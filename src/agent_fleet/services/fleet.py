@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
+from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import TaskService
@@ -18,6 +19,7 @@ class Fleet:
     agents: AgentService
     dequeue: DequeueService
     sweeper: Sweeper
+    logs: LogService
 
     @classmethod
     def assemble(cls, ctx: Context) -> "Fleet":
@@ -29,6 +31,7 @@ class Fleet:
             agents=agents,
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
+            logs=LogService(ctx),
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:

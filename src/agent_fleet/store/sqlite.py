@@ -29,6 +29,7 @@ from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
@@ -158,6 +159,52 @@ class SqliteEventStore:
 
         await self._run(_replace)
 
+    async def append_log(
+        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+    ) -> LogHead:
+        def _append(conn: sqlite3.Connection) -> LogHead:
+            with self._write(conn):
+                head = _log_head(conn, task_id, attempt)
+                plan = plan_append(head, offset, data, limit)
+                if plan.head == head:
+                    return head
+                key = {"task_id": task_id, "attempt": attempt}
+                if plan.keep:
+                    conn.execute(
+                        Q["insert_log_chunk"], {**key, "start": head.stored, "data": plan.keep}
+                    )
+                new = plan.head
+                conn.execute(
+                    Q["upsert_log_head"],
+                    {
+                        **key,
+                        "length": new.length,
+                        "stored": new.stored,
+                        "truncated": int(new.truncated),
+                    },
+                )
+                return new
+
+        return await self._run(_append)
+
+    async def read_log(
+        self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
+    ) -> tuple[bytes, LogHead]:
+        def _read(conn: sqlite3.Connection) -> tuple[bytes, LogHead]:
+            head = _log_head(conn, task_id, attempt)
+            key = {"task_id": task_id, "attempt": attempt, "offset": offset}
+            parts = []
+            size = 0
+            for start, chunk in conn.execute(Q["read_log_chunks"], key):
+                piece = bytes(chunk)[max(0, offset - start) :]
+                parts.append(piece)
+                size += len(piece)
+                if size >= max_bytes:
+                    break
+            return b"".join(parts)[:max_bytes], head
+
+        return await self._run(_read)
+
     # --- reads --------------------------------------------------------------------
 
     async def get_task(self, task_id: TaskId) -> Task | None:
@@ -268,6 +315,11 @@ def _append_in_tx(conn: sqlite3.Connection, events: Sequence[AnyEvent]) -> list[
     conn.executemany(Q["upsert_task"], [task_row(t) for t in projected.tasks.values()])
     conn.executemany(Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()])
     return recorded
+
+
+def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
+    row = conn.execute(Q["log_head"], {"task_id": task_id, "attempt": attempt}).fetchone()
+    return LogHead(row[0], row[1], bool(row[2])) if row else LogHead()
 
 
 def _recorded(row: tuple[Any, ...]) -> RecordedEvent:

@@ -124,3 +124,22 @@ WHERE (:status IS NULL OR a.status = :status)
       SELECT 1 FROM json_each(json_extract(a.body, '$.capabilities')) c
       WHERE c.value = :capability))
 ORDER BY a.agent_id
+
+-- name: log_head
+SELECT length, stored, truncated FROM task_logs WHERE task_id = :task_id AND attempt = :attempt
+
+-- name: upsert_log_head
+INSERT INTO task_logs (task_id, attempt, length, stored, truncated)
+VALUES (:task_id, :attempt, :length, :stored, :truncated)
+ON CONFLICT (task_id, attempt) DO UPDATE SET
+    length = excluded.length, stored = excluded.stored, truncated = excluded.truncated
+
+-- name: insert_log_chunk
+INSERT INTO task_log_chunks (task_id, attempt, start, data)
+VALUES (:task_id, :attempt, :start, :data)
+
+-- name: read_log_chunks
+-- Chunks that end after :offset, in order; the caller trims the first one.
+SELECT start, data FROM task_log_chunks
+WHERE task_id = :task_id AND attempt = :attempt AND start + length(data) > :offset
+ORDER BY start
