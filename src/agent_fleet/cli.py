@@ -21,6 +21,7 @@ from agent_fleet.bootstrap import (
     open_store,
     open_to_the_network_without_tokens,
 )
+from agent_fleet.cli_agent import agent_command
 from agent_fleet.cli_remote import agents_group, tasks_group
 from agent_fleet.config import (
     DEFAULT_CONFIG_PATH,
@@ -208,4 +209,5 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 main.add_command(tasks_group)
+main.add_command(agent_command)
 main.add_command(agents_group)

@@ -1,0 +1,34 @@
+"""Agent-CLI adapters: each builds an argv and reads the CLI's result (pure, no I/O)."""
+
+from agent_fleet.adapters.aider import AiderAdapter
+from agent_fleet.adapters.base import AgentAdapter
+from agent_fleet.adapters.claude import ClaudeAdapter
+from agent_fleet.adapters.codex import CodexAdapter
+from agent_fleet.adapters.template import TemplateAdapter
+from agent_fleet.domain.errors import InvalidInput
+
+BUILT_IN: dict[str, type[CodexAdapter | ClaudeAdapter | AiderAdapter]] = {
+    "codex": CodexAdapter,
+    "codex-cli": CodexAdapter,
+    "claude": ClaudeAdapter,
+    "claude-code": ClaudeAdapter,
+    "aider": AiderAdapter,
+}
+
+
+class UnknownAgentType(InvalidInput):
+    def __init__(self, agent_type: str) -> None:
+        known = ", ".join(sorted(BUILT_IN))
+        super().__init__(
+            "agent_type",
+            f"{agent_type!r} is not built in ({known}); give its command after --",
+        )
+
+
+def adapter_for(agent_type: str, command: list[str] | None = None) -> AgentAdapter:
+    """A given command always wins; else the built-in adapter of that type."""
+    if command:
+        return TemplateAdapter(command)
+    if agent_type in BUILT_IN:
+        return BUILT_IN[agent_type]()
+    raise UnknownAgentType(agent_type)

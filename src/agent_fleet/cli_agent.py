@@ -1,0 +1,89 @@
+"""`agent-fleet agent`: run an http_pull agent against an orchestrator."""
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import click
+
+from agent_fleet.adapters import adapter_for
+from agent_fleet.domain.errors import FleetError
+from agent_fleet.logs import configure_logging
+from agent_fleet.worker.job import AgentSetup
+from agent_fleet.worker.runner import Agent, AgentOptions
+
+
+@click.command("agent", context_settings={"ignore_unknown_options": False})
+@click.option("--server", required=True, envvar="AGENT_FLEET_SERVER", help="Orchestrator URL.")
+@click.option(
+    "--token",
+    envvar="AGENT_FLEET_HTTP_PULL_TOKEN",
+    default=None,
+    help="The shared http_pull_token (or AGENT_FLEET_HTTP_PULL_TOKEN).",
+)
+@click.option("--agent-id", default=None, help="Stable id (default: <agent-type>@<hostname>).")
+@click.option(
+    "--agent-type", required=True, help="codex, claude, aider, or any name with a command after --."
+)
+@click.option("--capability", "capabilities", multiple=True, help="A capability (repeat).")
+@click.option("--max-concurrency", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("agent-work"),
+    show_default=True,
+    help="Where workspaces are made.",
+)
+@click.option(
+    "--git-base-url", default=None, help="Clone a task's repo owner/name from <url>/owner/name.git."
+)
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds running tasks get to finish on SIGTERM.",
+)
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def agent_command(
+    server: str,
+    token: str | None,
+    agent_id: str | None,
+    agent_type: str,
+    capabilities: tuple[str, ...],
+    max_concurrency: int,
+    work_dir: Path,
+    git_base_url: str | None,
+    shutdown_grace: float,
+    log_format: str,
+    command: tuple[str, ...],
+) -> None:
+    """Register, pull tasks, run the agent CLI on each, ship its log and receipt.
+
+    An argv after `--` is the agent command; it may use {prompt_file}, {workspace},
+    {receipt_file}, {task_id}, {branch} and {repo}. It is never run through a shell.
+    """
+    configure_logging(log_format)
+    hostname = socket.gethostname()
+    setup = AgentSetup(
+        server=server,
+        agent_id=agent_id or f"{agent_type}@{hostname}",
+        agent_type=agent_type,
+        command=list(command) or None,
+        work_dir=work_dir.resolve(),
+        git_base_url=git_base_url,
+        base_env=dict(os.environ),
+    )
+    options = AgentOptions(
+        capabilities=list(capabilities),
+        max_concurrency=max_concurrency,
+        shutdown_grace_secs=shutdown_grace,
+        hostname=hostname,
+    )
+    try:
+        adapter_for(agent_type, setup.command)  # fail now, not on the first task
+    except FleetError as e:
+        raise click.UsageError(str(e)) from e
+    asyncio.run(Agent(setup, options, token).run())

@@ -1,0 +1,1 @@
+"""Running agent CLIs: workspaces and process groups, shared by both execution modes."""

@@ -1,0 +1,210 @@
+"""One task on one agent: workspace, the CLI's process, its output, and its receipt."""
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.base import Outcome, RunSpec, tail
+from agent_fleet.execution import workspace as workspaces
+from agent_fleet.execution.process import AgentProcess
+from agent_fleet.worker.client import FleetClient
+from agent_fleet.worker.logship import LogShipper
+from agent_fleet.worker.scrub import Scrubber
+
+log = structlog.get_logger("agent_fleet.agent")
+OUTPUT_KEEP_BYTES = 8 * 1024 * 1024
+LOG_FLUSH_SECS = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSetup:
+    server: str
+    agent_id: str
+    agent_type: str
+    command: list[str] | None
+    work_dir: Path
+    git_base_url: str | None
+    base_env: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class Job:
+    """A dequeued task. `cancel` stops its process; `run` returns the receipt to deliver."""
+
+    setup: AgentSetup
+    client: FleetClient
+    scrubber: Scrubber
+    task: dict[str, Any]
+    lease: str
+    process: AgentProcess | None = None
+    cancelled: str | None = None
+    output: bytearray = field(default_factory=bytearray)
+
+    @property
+    def task_id(self) -> str:
+        return str(self.task["task_id"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.task["attempt"])
+
+    async def cancel(self, why: str) -> None:
+        self.cancelled = why
+        if self.process is not None:
+            await self.process.stop()
+
+    async def run(self) -> dict[str, Any] | None:
+        """Run the CLI to its end; the receipt, or None when the attempt was taken away."""
+        ws = workspaces.workspace_for(self.setup.work_dir, self.task_id, self.attempt)
+        repo = repo_of(self.task)
+        base = self.setup.git_base_url
+        clone = f"{base.rstrip('/')}/{repo}.git" if repo and base else None
+        shipper = LogShipper(self.client, self.task_id, self.setup.agent_id, self.lease)
+        stop_shipping = asyncio.Event()
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(shipper.run(stop_shipping))
+            try:
+                receipt = await self._execute(ws, clone, shipper, started)
+            finally:
+                await shipper.flush(LOG_FLUSH_SECS)
+                stop_shipping.set()
+        if receipt is not None and receipt["status"] == "completed":
+            workspaces.remove(ws)  # failed ones stay for inspection
+        return receipt
+
+    async def _execute(
+        self, ws: workspaces.Workspace, clone: str | None, shipper: LogShipper, started: float
+    ) -> dict[str, Any] | None:
+        adapter = adapter_for(self.setup.agent_type, self.setup.command)
+        branch = str(self.task["branch_name"])
+        try:
+            await workspaces.prepare(ws, str(self.task["prompt"]), clone, branch)
+        except (workspaces.WorkspaceError, OSError) as e:
+            return self._receipt("failed", f"workspace: {e}", started, error=str(e))
+        spec = RunSpec(
+            workspace=str(ws.work),
+            prompt_file=str(ws.prompt_file),
+            receipt_file=str(ws.receipt_file),
+            task_id=self.task_id,
+            branch=branch,
+            repo=repo_of(self.task),
+        )
+        argv = adapter.argv(spec)
+        env = self._environment(ws, branch)
+
+        async def on_output(piece: bytes) -> None:
+            text = self.scrubber.scrub(piece.decode("utf-8", errors="replace")).encode()
+            shipper.append(text)
+            self.output += text
+            if len(self.output) > OUTPUT_KEEP_BYTES:
+                del self.output[: len(self.output) - OUTPUT_KEEP_BYTES]
+
+        try:
+            self.process = await AgentProcess.start(
+                argv, ws.work, env, str(self.task["prompt"]).encode()
+            )
+        except OSError as e:
+            return self._receipt(
+                "failed",
+                f"cannot start {argv[0]}: {e.strerror}",
+                started,
+                error=f"cannot start {argv[0]}",
+            )
+        log.info(
+            "task running",
+            task_id=self.task_id,
+            attempt=self.attempt,
+            pid=self.process.pid,
+            command=argv[0],
+        )
+        if self.cancelled:
+            await self.process.stop()
+        exit = await self.process.wait(on_output)
+        if self.cancelled:
+            shipper.append(f"\n[agent-fleet] stopped: {self.cancelled}\n".encode())
+            log.info("task stopped", task_id=self.task_id, reason=self.cancelled)
+            return None
+        written = _read_receipt_file(ws.receipt_file)
+        if written is not None:
+            return self._fill(written, started)
+        text = self.output.decode("utf-8", errors="replace")
+        outcome = adapter.read_outcome(text, exit.code)
+        return self._from_outcome(outcome, exit.code, text, started)
+
+    def _environment(self, ws: workspaces.Workspace, branch: str) -> dict[str, str]:
+        env = {k: v for k, v in self.setup.base_env.items() if not k.startswith("AGENT_FLEET_")}
+        token = self.client.credentials.registry_token or ""
+        env.update(
+            AGENT_FLEET_TASK_ID=self.task_id,
+            AGENT_FLEET_ATTEMPT=str(self.attempt),
+            AGENT_FLEET_REPO=repo_of(self.task) or "",
+            AGENT_FLEET_BRANCH=branch,
+            AGENT_FLEET_PROMPT_FILE=str(ws.prompt_file),
+            AGENT_FLEET_RECEIPT_FILE=str(ws.receipt_file),
+            AGENT_FLEET_URL=self.setup.server,
+            AGENT_FLEET_LEASE=self.lease,
+            AGENT_FLEET_AGENT_ID=self.setup.agent_id,
+            AGENT_FLEET_TOKEN=token,
+        )
+        return env
+
+    def _from_outcome(
+        self, outcome: Outcome, code: int, text: str, started: float
+    ) -> dict[str, Any]:
+        ok = code == 0 and not outcome.is_error
+        receipt = self._receipt(
+            "completed" if ok else "failed",
+            outcome.summary or tail(text),
+            started,
+            error=None if ok else f"exit code {code}: {tail(text, 1000)}",
+        )
+        receipt["artifacts"] = [{"type": "pr", "url": url} for url in outcome.pr_urls]
+        if outcome.tokens is not None or outcome.cost_usd is not None:
+            receipt["usage"] = {"tokens": outcome.tokens, "cost_usd": outcome.cost_usd}
+        return receipt
+
+    def _receipt(
+        self, status: str, summary: str, started: float, error: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "agent_id": self.setup.agent_id,
+            "lease": self.lease,
+            "status": status,
+            "summary": self.scrubber.scrub(summary)[:100_000],
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "artifacts": [],
+            "error": self.scrubber.scrub(error)[:100_000] if error else None,
+        }
+
+    def _fill(self, written: dict[str, Any], started: float) -> dict[str, Any]:
+        """The CLI's own receipt wins; we only make it ours to send and scrub its text."""
+        receipt = dict(written)
+        receipt.update(task_id=self.task_id, agent_id=self.setup.agent_id, lease=self.lease)
+        receipt.setdefault("status", "completed")
+        receipt.setdefault("duration_seconds", round(time.monotonic() - started, 3))
+        for key in ("summary", "error"):
+            if isinstance(receipt.get(key), str):
+                receipt[key] = self.scrubber.scrub(receipt[key])
+        return receipt
+
+
+def repo_of(task: Mapping[str, Any]) -> str | None:
+    repo = (task.get("source") or {}).get("repo")
+    return str(repo) if repo else None
+
+
+def _read_receipt_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,78 @@
+"""Real `agent-fleet agent` processes running the stand-in CLI, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.server import PULL_TOKEN, ServerProcess
+
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
+
+
+@dataclass
+class AgentProcess:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_agent(
+    server: ServerProcess,
+    agent_id: str,
+    work_dir: Path,
+    *,
+    capabilities: tuple[str, ...] = (),
+    slots: int = 1,
+    env: dict[str, str] | None = None,
+) -> AgentProcess:
+    work_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir.parent / f"{agent_id}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "agent_fleet",
+        "agent",
+        "--server",
+        server.url,
+        "--token",
+        PULL_TOKEN,
+        "--agent-id",
+        agent_id,
+        "--agent-type",
+        "stand-in",
+        "--max-concurrency",
+        str(slots),
+        "--work-dir",
+        str(work_dir),
+        "--shutdown-grace",
+        "5",
+    ]
+    for cap in capabilities:
+        argv += ["--capability", cap]
+    argv += ["--", sys.executable, str(FAKE_CLI), "{prompt_file}"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
+    full_env.update(env or {})
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    return AgentProcess(proc, log_path)

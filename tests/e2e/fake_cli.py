@@ -1,0 +1,50 @@
+"""A stand-in agent CLI for end-to-end tests (the real ones need a model).
+
+It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
+the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
+choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, PIDFILE <path>.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    prompt = sys.stdin.read()
+    from_file = Path(os.environ["AGENT_FLEET_PROMPT_FILE"]).read_text()
+    assert prompt == from_file, "stdin and the prompt file differ"
+    words = prompt.split()
+    print(f"task {os.environ['AGENT_FLEET_TASK_ID']} attempt {os.environ['AGENT_FLEET_ATTEMPT']}")
+    print(f"cwd {os.getcwd()} branch {os.environ['AGENT_FLEET_BRANCH']}", flush=True)
+    if "PIDFILE" in words:
+        Path(words[words.index("PIDFILE") + 1]).write_text(str(os.getpid()))
+    if "SLEEP" in words:
+        seconds = float(words[words.index("SLEEP") + 1])
+        deadline = time.monotonic() + seconds
+        step = 0
+        while time.monotonic() < deadline:
+            print(f"working step {step}", flush=True)
+            step += 1
+            time.sleep(0.2)
+    if "LEAK" in words:
+        print(f"the key is {os.environ.get('MY_API_TOKEN')}", flush=True)
+    if "FAIL" in words:
+        print("tests failed: 3 errors", flush=True)
+        return 3
+    if "RECEIPT" in words:
+        receipt = {
+            "status": "completed",
+            "summary": "opened a pull request",
+            "artifacts": [{"type": "pr", "url": "https://forge.example/o/r/pulls/42"}],
+            "usage": {"tokens": 321, "cost_usd": 0.01},
+        }
+        Path(os.environ["AGENT_FLEET_RECEIPT_FILE"]).write_text(json.dumps(receipt))
+    print("all done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

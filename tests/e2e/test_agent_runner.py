@@ -1,0 +1,134 @@
+"""`agent-fleet agent` processes against the real server, running a stand-in CLI."""
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.agents import AgentProcess, start_agent
+from tests.e2e.helpers import create, events, task, wait_for
+from tests.e2e.server import ServerProcess
+
+
+@pytest.fixture
+def spawn(server: ServerProcess, tmp_path: Path) -> Iterator[object]:
+    started: list[AgentProcess] = []
+
+    def _spawn(agent_id: str, **kwargs: object) -> AgentProcess:
+        agent = start_agent(server, agent_id, tmp_path / agent_id / "work", **kwargs)  # type: ignore[arg-type]
+        started.append(agent)
+        return agent
+
+    yield _spawn
+    for agent in started:
+        agent.stop(timeout=10)
+
+
+def state_of(admin: httpx.Client, task_id: str) -> str:
+    return str(task(admin, task_id)["state"])
+
+
+def test_tasks_complete_with_the_clis_receipt(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    spawn("runner-1", capabilities=("code",))
+    plain = create(admin, "plain", ["code"])["task_id"]
+    with_pr = create(admin, "pr", ["code"], prompt="please RECEIPT")["task_id"]
+    wait_for(lambda: state_of(admin, plain) == "completed", timeout=20, what="plain task")
+    wait_for(lambda: state_of(admin, with_pr) == "review_pending", timeout=20, what="pr task")
+    done = task(admin, plain)
+    assert "all done" in done["receipt"]["summary"]
+    assert done["receipt"]["agent_id"] == "runner-1"
+    pr_task = task(admin, with_pr)
+    assert pr_task["pr"]["url"] == "https://forge.example/o/r/pulls/42"
+    assert pr_task["receipt"]["usage"] == {"tokens": 321, "cost_usd": 0.01}
+    log = admin.get(f"/api/v1/tasks/{plain}/logs").text
+    assert f"task {plain} attempt 0" in log and f"branch task/{plain}" in log
+
+
+def test_a_failing_cli_retries_then_fails(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    spawn("runner-1")
+    task_id = create(admin, "broken", [], prompt="FAIL", max_retries=1)["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "failed", timeout=20, what="failure")
+    final = task(admin, task_id)
+    assert final["attempt"] == 1
+    assert final["failure"]["reason"] == "error"
+    assert "exit code 3" in final["failure"]["message"]
+    assert events(admin, task_id).count("task.retried") == 1
+
+
+def test_logs_are_readable_while_running(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    spawn("runner-1")
+    task_id = create(admin, "slow", [], prompt="SLEEP 3")["task_id"]
+    wait_for(
+        lambda: "working step 2" in admin.get(f"/api/v1/tasks/{task_id}/logs").text,
+        timeout=15,
+        what="live log",
+    )
+    assert state_of(admin, task_id) == "running"
+    wait_for(lambda: state_of(admin, task_id) == "completed", timeout=20, what="completion")
+    full = admin.get(f"/api/v1/tasks/{task_id}/logs").text
+    steps = [line for line in full.splitlines() if line.startswith("working step")]
+    assert steps == [f"working step {i}" for i in range(len(steps))], "lost or doubled lines"
+
+
+def test_cancel_kills_the_process_within_seconds(
+    admin: httpx.Client,
+    spawn,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    spawn("runner-1")
+    pidfile = tmp_path / "cli.pid"
+    task_id = create(admin, "long", [], prompt=f"PIDFILE {pidfile} SLEEP 60")["task_id"]
+    wait_for(pidfile.exists, timeout=15, what="the CLI to start")
+    pid = int(pidfile.read_text())
+    admin.post(f"/api/v1/tasks/{task_id}/cancel")
+    cancelled_at = time.monotonic()
+    wait_for(lambda: not _alive(pid), timeout=10, what="the CLI to be killed")
+    assert time.monotonic() - cancelled_at < 10
+    assert state_of(admin, task_id) == "cancelled"
+
+
+def test_killed_agent_loses_the_task_to_another(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    first = spawn("doomed")
+    task_id = create(admin, "t", [], prompt="SLEEP 30")["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "running", timeout=15, what="start")
+    first.kill9()
+    spawn("rescuer")
+    wait_for(lambda: task(admin, task_id)["agent_id"] == "rescuer", timeout=20, what="rescue")
+    history = events(admin, task_id)
+    assert "task.agent_lost" in history and history.count("task.assigned") == 2
+
+
+def test_a_server_restart_mid_task_loses_no_receipt(
+    server: ServerProcess,
+    admin: httpx.Client,
+    spawn,  # type: ignore[no-untyped-def]
+) -> None:
+    spawn("runner-1")
+    task_id = create(admin, "t", [], prompt="SLEEP 2")["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "running", timeout=15, what="start")
+    server.kill9()
+    time.sleep(3)  # the CLI ends while the server is down: the receipt waits in the outbox
+    server.start()
+    wait_for(lambda: state_of(admin, task_id) == "completed", timeout=30, what="receipt")
+    assert events(admin, task_id).count("task.completed") == 1
+
+
+def test_secrets_never_leave_the_agent(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    secret = "sk-live-0123456789abcdefXYZ"
+    spawn("runner-1", env={"MY_API_TOKEN": secret})
+    task_id = create(admin, "leaky", [], prompt="LEAK")["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "completed", timeout=20, what="completion")
+    log = admin.get(f"/api/v1/tasks/{task_id}/logs").text
+    assert "the key is [redacted]" in log
+    assert secret not in log and secret not in str(task(admin, task_id))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
