@@ -5,7 +5,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from types import FrameType
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,7 +111,7 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             timeout_graceful_shutdown=5,
             lifespan="off",
         )
-        server = _Server(config)
+        server = _Server(config, on_exit=fleet.dequeue.close)
         stop = asyncio.Event()
         # Shutdown order: uvicorn stops intake and drains requests, then the
         # duties are told to stop, then (finally) the store closes.
@@ -126,6 +127,14 @@ async def _serve(settings: Settings, source: Path | None) -> None:
 class _Server(uvicorn.Server):
     """uvicorn that shuts down on SIGTERM/SIGINT without re-raising the signal afterwards,
     so that our own shutdown steps (stop the duties, close the store) still run."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -45,6 +45,7 @@ def start_agent(
     capabilities: tuple[str, ...] = (),
     slots: int = 1,
     env: dict[str, str] | None = None,
+    git_base_url: str | None = None,
 ) -> AgentProcess:
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = work_dir.parent / f"{agent_id}.log"
@@ -68,6 +69,8 @@ def start_agent(
         "--shutdown-grace",
         "5",
     ]
+    if git_base_url:
+        argv += ["--git-base-url", git_base_url]
     for cap in capabilities:
         argv += ["--capability", cap]
     argv += ["--", sys.executable, str(FAKE_CLI), "{prompt_file}"]

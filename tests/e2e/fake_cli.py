@@ -2,7 +2,7 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, PIDFILE <path>.
+choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, LIST, PIDFILE <path>.
 """
 
 import json
@@ -29,6 +29,9 @@ def main() -> int:
             print(f"working step {step}", flush=True)
             step += 1
             time.sleep(0.2)
+    if "LIST" in words:
+        head = Path(".git/HEAD").read_text().strip() if Path(".git/HEAD").exists() else "-"
+        print(f"files {sorted(p.name for p in Path('.').iterdir())} head {head}", flush=True)
     if "LEAK" in words:
         print(f"the key is {os.environ.get('MY_API_TOKEN')}", flush=True)
     if "FAIL" in words:

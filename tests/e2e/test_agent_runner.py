@@ -132,3 +132,37 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_workspace_is_a_clone_on_the_task_branch(
+    admin: httpx.Client,
+    spawn,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    import subprocess
+
+    origin = tmp_path / "forge" / "acme" / "app.git"
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True)
+    (seed / "README.md").write_text("hello\n")
+    git = ["git", "-C", str(seed), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed), str(origin)], check=True)
+
+    spawn("runner-1", git_base_url=f"file://{tmp_path / 'forge'}")
+    task_id = create(admin, "clone", [], prompt="LIST", repo="acme/app")["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "completed", timeout=20, what="completion")
+    log = admin.get(f"/api/v1/tasks/{task_id}/logs").text
+    assert "'README.md'" in log
+    assert f"head ref: refs/heads/task/{task_id}" in log
+
+
+def test_sigterm_lets_the_running_task_finish(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
+    agent = spawn("runner-1")
+    task_id = create(admin, "t", [], prompt="SLEEP 1.5")["task_id"]
+    wait_for(lambda: state_of(admin, task_id) == "running", timeout=15, what="start")
+    assert agent.stop(timeout=20) == 0
+    assert state_of(admin, task_id) == "completed"
+    agents = {a["agent_id"]: a["status"] for a in admin.get("/api/v1/agents").json()["agents"]}
+    assert agents["runner-1"] == "deregistered"

@@ -25,6 +25,12 @@ class DequeueService:
     def __init__(self, ctx: Context, agents: AgentService) -> None:
         self._ctx = ctx
         self._agents = agents
+        self._closing = False
+
+    def close(self) -> None:
+        """Shutting down: waiting long-polls return empty now instead of holding the exit."""
+        self._closing = True
+        self._ctx.signal.notify()
 
     async def dequeue(
         self, agent_id: str, capabilities: list[str] | None, wait: timedelta
@@ -47,7 +53,7 @@ class DequeueService:
                 assert task.lease is not None  # an assigned task always carries its lease
                 return Handout(task=task, lease=task.lease)
             remaining = (loop_deadline - self._ctx.clock.now()).total_seconds()
-            if remaining <= 0 or not await self._ctx.signal.wait(remaining):
+            if self._closing or remaining <= 0 or not await self._ctx.signal.wait(remaining):
                 return None
 
     async def _pull_agent(self, agent_id: str) -> Agent:
