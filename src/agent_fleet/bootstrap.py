@@ -10,10 +10,12 @@ from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.ports import EventStore
+from agent_fleet.ports import EventStore, TaskSignal
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.postgres import PostgresEventStore
+from agent_fleet.store.postgres_signal import PostgresTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 
 
@@ -22,19 +24,33 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 async def open_store(settings: Settings) -> tuple[EventStore, str]:
     """Open (and migrate) the store the settings name; returns it with its kind."""
-    url = settings.store_url
+    return await open_store_url(settings.store_url)
+
+
+async def open_store_url(url: str) -> tuple[EventStore, str]:
+    store: SqliteEventStore | PostgresEventStore
     if url.startswith("sqlite:///"):
-        store = SqliteEventStore(Path(url.removeprefix("sqlite:///")))
-        await store.migrate()
-        return store, "sqlite"
-    if url.startswith(("postgresql://", "postgres://")):
+        store, kind = SqliteEventStore(Path(url.removeprefix("sqlite:///"))), "sqlite"
+    elif url.startswith(POSTGRES_SCHEMES):
+        store, kind = PostgresEventStore(url), "postgresql"
+    else:
+        scheme = url.split(":")[0]
         raise ConfigError(
-            "orchestrator.db_url: the PostgreSQL store is not part of this build yet; "
-            "remove db_url to use SQLite at db_path"
+            f"orchestrator.db_url: unsupported store URL scheme {scheme!r} "
+            "(use sqlite:///path or postgresql://...)"
         )
-    raise ConfigError(f"orchestrator.db_url: unsupported store URL scheme in {url.split(':')[0]!r}")
+    await store.migrate()
+    return store, kind
+
+
+def task_signal(settings: Settings) -> TaskSignal:
+    url = settings.store_url
+    return PostgresTaskSignal(url) if url.startswith(POSTGRES_SCHEMES) else AsyncioTaskSignal()
 
 
 def describe_store(settings: Settings) -> str:
@@ -67,7 +83,7 @@ def build_fleet(store: EventStore, settings: Settings) -> Fleet:
     ctx = Context(
         store=store,
         clock=SystemClock(),
-        signal=AsyncioTaskSignal(),
+        signal=task_signal(settings),
         options=fleet_options(settings),
     )
     return Fleet.assemble(ctx)

@@ -6,8 +6,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
-from types import FrameType
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click

@@ -4,6 +4,7 @@ Adapters implement them (`SqliteEventStore`, `InMemoryEventStore`, ...);
 services depend only on these.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,4 +101,5 @@ class TaskSignal(Protocol):
     """Wakes long-polling dequeues when work may have become available."""
 
     def notify(self) -> None: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
     async def wait(self, timeout: float) -> bool: ...  # noqa: ASYNC109 -- a plain wait with a bound

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import pytest
 
 from agent_fleet.ports import EventStore
+from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.sqlite import SqliteEventStore
 
 T = TypeVar("T")
@@ -19,8 +20,9 @@ async def _sqlite(tmp: Path) -> EventStore:
     return store
 
 
-#: Backend name → factory. The PostgreSQL store joins here (issue #6).
+#: Backend name → factory.
 BACKENDS: dict[str, Callable[[Path], Awaitable[EventStore]]] = {"sqlite": _sqlite}
+PG_BACKEND = "postgres"
 
 
 class Runner:
@@ -43,8 +45,12 @@ def run() -> Iterator[Runner]:
     runner.close()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), pytest.param(PG_BACKEND, marks=pytest.mark.postgres)])
 def store(request: Any, tmp_path: Path, run: Runner) -> Iterator[EventStore]:
-    created = run(BACKENDS[request.param](tmp_path))
+    if request.param == PG_BACKEND:
+        created: EventStore = PostgresEventStore(request.getfixturevalue("pg_url"))
+        run(created.migrate())
+    else:
+        created = run(BACKENDS[request.param](tmp_path))
     yield created
     run(created.close())

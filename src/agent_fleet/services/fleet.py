@@ -41,3 +41,4 @@ class Fleet:
             group.create_task(run_every("timeouts", self.sweeper.expire_timeouts, every, stop))
             group.create_task(run_every("heartbeats", self.sweeper.detect_lost_agents, every, stop))
             group.create_task(run_every("retries", self.sweeper.run_due_retries, every, stop))
+            group.create_task(self.ctx.signal.run(stop))

@@ -14,6 +14,10 @@ class AsyncioTaskSignal:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """In one process there is nothing to listen to."""
+        await stop.wait()
+
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 -- the port's contract
         try:
             async with asyncio.timeout(timeout):

@@ -1,0 +1,336 @@
+"""The scale-out event store: PostgreSQL through psycopg 3 (async) and a connection pool.
+
+Same contract as the SQLite store. What differs: claims use `FOR UPDATE SKIP
+LOCKED` so replicas claim in parallel; appends lock the rows they change, then
+take one short advisory lock to number their events, so readers see a global
+order without gaps; every append that touches a task sends NOTIFY, which wakes
+long-polls on all replicas (`PostgresTaskSignal`).
+"""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from agent_fleet.codec import decode_agent, decode_event, decode_task, event_data, parse_ts, ts
+from agent_fleet.domain import task as task_model
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
+from agent_fleet.domain.events import AnyEvent, TaskEvent, type_name
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.logbook import LogHead, plan_append
+from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.task import Task
+from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.sqlfile import load_migrations, load_queries
+
+T = TypeVar("T")
+Q = load_queries("postgres")
+Conn = psycopg.AsyncConnection[Any]
+MIGRATION_LOCK = 7305512
+
+
+class PostgresEventStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
+        self._opened = False
+
+    async def _open(self) -> None:
+        if not self._opened:
+            try:
+                await self._pool.open(wait=True, timeout=15)
+            except psycopg.Error as e:
+                raise StoreError(f"postgresql store: cannot connect: {e}") from e
+            self._opened = True
+
+    async def _tx(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `work` in one transaction; driver errors become StoreError."""
+        await self._open()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                return await work(conn)
+        except psycopg.errors.UniqueViolation as e:
+            raise ConcurrencyConflict(str(e.diag.table_name), -1) from e
+        except psycopg.Error as e:
+            raise StoreError(f"postgresql store: {type(e).__name__}: {e}") from e
+
+    async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(Q[name], params)
+            return await cur.fetchall()
+
+        return await self._tx(fetch)
+
+    async def _tasks(self, name: str, params: dict[str, Any]) -> list[Task]:
+        return [decode_task(r[0]) for r in await self._rows(name, params)]
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
+
+    # --- schema -------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        async def run(conn: Conn) -> int:
+            # Several replicas may start at once: one migrates, the others wait.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {r[0] for r in await cur.fetchall()}
+            applied = 0
+            for number, name, sql in load_migrations("postgres"):
+                if number in done:
+                    continue
+                await conn.execute(sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
+                )
+                applied += 1
+            return applied
+
+        return await self._tx(run)
+
+    async def schema(self) -> list[str]:
+        rows = await self._rows_sql(
+            "SELECT table_name || '.' || column_name || ':' || data_type FROM "
+            "information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name != 'schema_migrations' ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    async def _rows_sql(self, sql: str) -> list[tuple[Any, ...]]:
+        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(sql.encode())
+            return await cur.fetchall()
+
+        return await self._tx(fetch)
+
+    # --- writes -------------------------------------------------------------------
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
+        return await self._tx(lambda conn: _append_in_tx(conn, events))
+
+    async def claim_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Task | None:
+        async def claim(conn: Conn) -> Task | None:
+            # The agent's row lock serialises its own concurrent dequeues: capacity holds.
+            await conn.execute(Q["lock_agent"], {"id": agent.agent_id})
+            held = await (
+                await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
+            ).fetchone()
+            if held is None or held[0] >= agent.max_concurrency:
+                return None
+            params = {
+                "agent_id": agent.agent_id,
+                "modes": sorted(m.value for m in modes),
+                "capabilities": json.dumps(list(agent.capabilities)),
+            }
+            row = await (await conn.execute(Q["claim"], params)).fetchone()
+            if row is None:
+                return None
+            task = decode_task(row[0])
+            events = task_model.assign(
+                task, agent.agent_id, agent.host_id, lease, now, agent.agent_id
+            )
+            await _append_in_tx(conn, events, known_tasks={task.task_id: task})
+            return task_model.evolve(task, events[0])
+
+        return await self._tx(claim)
+
+    async def record_heartbeat(self, beat: Heartbeat) -> None:
+        await self._rows_void("record_heartbeat", {"agent_id": beat.agent_id, "at": ts(beat.at)})
+
+    async def _rows_void(self, name: str, params: dict[str, Any]) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(Q[name], params)
+
+        await self._tx(run)
+
+    async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(Q["delete_tasks"])
+            await conn.execute(Q["delete_agents"])
+            async with conn.cursor() as cur:
+                if tasks:
+                    await cur.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
+                if agents:
+                    await cur.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
+
+        await self._tx(run)
+
+    async def append_log(
+        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+    ) -> LogHead:
+        key = {"task_id": task_id, "attempt": attempt}
+
+        async def run(conn: Conn) -> LogHead:
+            await conn.execute(Q["ensure_log_head"], key)
+            row = await (await conn.execute(Q["lock_log_head"], key)).fetchone()
+            head = LogHead(row[0], row[1], row[2]) if row else LogHead()
+            plan = plan_append(head, offset, data, limit)
+            if plan.head == head:
+                return head
+            if plan.keep:
+                await conn.execute(
+                    Q["insert_log_chunk"], {**key, "start": head.stored, "data": plan.keep}
+                )
+            new = plan.head
+            await conn.execute(
+                Q["upsert_log_head"],
+                {**key, "length": new.length, "stored": new.stored, "truncated": new.truncated},
+            )
+            return new
+
+        return await self._tx(run)
+
+    async def read_log(
+        self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
+    ) -> tuple[bytes, LogHead]:
+        key = {"task_id": task_id, "attempt": attempt}
+        heads = await self._rows("log_head", key)
+        head = LogHead(heads[0][0], heads[0][1], heads[0][2]) if heads else LogHead()
+        parts, size = [], 0
+        for start, chunk in await self._rows("read_log_chunks", {**key, "offset": offset}):
+            piece = bytes(chunk)[max(0, offset - start) :]
+            parts.append(piece)
+            size += len(piece)
+            if size >= max_bytes:
+                break
+        return b"".join(parts)[:max_bytes], head
+
+    # --- reads --------------------------------------------------------------------
+
+    async def get_task(self, task_id: TaskId) -> Task | None:
+        found = await self._tasks("get_task", {"task_id": task_id})
+        return found[0] if found else None
+
+    async def get_agent(self, agent_id: AgentId) -> Agent | None:
+        rows = await self._rows("get_agent", {"agent_id": agent_id})
+        return decode_agent(rows[0][0]) if rows else None
+
+    async def list_tasks(self, query: TaskQuery) -> list[Task]:
+        return await self._tasks(
+            "list_tasks",
+            {
+                "state": query.state.value if query.state else None,
+                "agent_id": query.agent_id,
+                "repo": query.repo,
+                "after_created": ts(query.after[0]) if query.after else None,
+                "after_id": query.after[1] if query.after else None,
+                "limit": query.limit,
+            },
+        )
+
+    async def list_agents(self, query: AgentQuery) -> list[Agent]:
+        rows = await self._rows(
+            "list_agents",
+            {
+                "status": query.status.value if query.status else None,
+                "mode": query.mode.value if query.mode else None,
+                "capability": query.capability,
+            },
+        )
+        return [decode_agent(r[0]) for r in rows]
+
+    async def held_tasks(self, agent_id: AgentId) -> list[Task]:
+        return await self._tasks("held_tasks", {"agent_id": agent_id})
+
+    async def running_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("running_counts", {})}
+
+    async def count_tasks_by_state(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("count_by_state", {})}
+
+    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("timed_out", {"now": ts(now), "limit": limit})
+
+    async def retries_due(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
+
+    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
+        rows = await self._rows("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
+        return [decode_agent(r[0]) for r in rows]
+
+    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
+        rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
+        return parse_ts(rows[0][0]) if rows else None
+
+    async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
+        return [_recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
+
+    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
+        after = 0
+        while True:
+            rows = await self._rows("events_after", {"after": after, "limit": batch})
+            for row in rows:
+                yield _recorded(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    async def all_projections(self) -> tuple[list[Task], list[Agent]]:
+        tasks = await self._tasks("all_tasks", {})
+        agents = [decode_agent(r[0]) for r in await self._rows("all_agents", {})]
+        return tasks, agents
+
+
+async def _append_in_tx(
+    conn: Conn, events: Sequence[AnyEvent], known_tasks: dict[str, Task] | None = None
+) -> list[RecordedEvent]:
+    tasks: dict[str, Task | None] = dict(known_tasks or {})
+    agents: dict[str, Agent | None] = {}
+    # 1. Lock and load the rows this append changes, in a fixed order.
+    for stream in sorted({e.stream_id for e in events}):
+        is_task = any(isinstance(e, TaskEvent) for e in events if e.stream_id == stream)
+        if is_task and stream not in tasks:
+            row = await (await conn.execute(Q["lock_task"], {"id": stream})).fetchone()
+            tasks[stream] = decode_task(row[0]) if row else None
+        elif not is_task:
+            row = await (await conn.execute(Q["lock_agent"], {"id": stream})).fetchone()
+            agents[stream] = decode_agent(row[0]) if row else None
+    projected = fold(events, lambda i: tasks.get(i), lambda i: agents.get(i))
+    async with conn.cursor() as cur:
+        if projected.tasks:
+            await cur.executemany(Q["upsert_task"], [task_row(t) for t in projected.tasks.values()])
+        if projected.agents:
+            await cur.executemany(
+                Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
+            )
+    # 2. Number the events under the append lock, held until commit.
+    await conn.execute(Q["append_lock"])
+    last = await (await conn.execute(Q["take_seqs"], {"n": len(events)})).fetchone()
+    assert last is not None
+    first = last[0] - len(events) + 1
+    recorded = []
+    for offset, event in enumerate(events):
+        await conn.execute(
+            Q["insert_event"],
+            {
+                "seq": first + offset,
+                "stream": event.stream_id,
+                "version": event.version,
+                "type": type_name(event),
+                "data": event_data(event),
+                "actor": event.actor,
+                "at": event.at,
+            },
+        )
+        recorded.append(RecordedEvent(first + offset, event))
+    if projected.tasks or projected.agents:
+        await conn.execute(Q["notify"])
+    return recorded
+
+
+def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    seq, type_, stream, version, at, actor, data = row
+    return RecordedEvent(seq, decode_event(type_, stream, version, ts(at), actor, data))

@@ -1,0 +1,164 @@
+-- Named queries for the PostgreSQL store (psycopg named parameters).
+
+-- name: lock_task
+-- Row locks are taken before the append lock, never after: no lock cycles.
+SELECT body::text FROM tasks WHERE task_id = %(id)s FOR UPDATE
+
+-- name: lock_agent
+SELECT body::text FROM agents WHERE agent_id = %(id)s FOR UPDATE
+
+-- name: append_lock
+-- Appends take this last, just before numbering their events, and hold it to
+-- commit: seq order is commit order, with no gaps for readers.
+SELECT pg_advisory_xact_lock(7305513)
+
+-- name: take_seqs
+UPDATE event_counter SET last = last + %(n)s RETURNING last
+
+-- name: insert_event
+INSERT INTO events (seq, stream, version, type, data, actor, at)
+VALUES (%(seq)s, %(stream)s, %(version)s, %(type)s, %(data)s::jsonb, %(actor)s, %(at)s)
+
+-- name: notify
+-- Delivered at commit: long-polls on every replica wake up.
+SELECT pg_notify('agent_fleet_tasks', '')
+
+-- name: upsert_task
+INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
+                   required_capabilities, repo, created_at, deadline_at, retry_at, body)
+VALUES (%(task_id)s, %(version)s, %(state)s, %(agent_id)s, %(execution_mode)s, %(priority)s,
+        %(required_capabilities)s::jsonb, %(repo)s, %(created_at)s, %(deadline_at)s,
+        %(retry_at)s, %(body)s::jsonb)
+ON CONFLICT (task_id) DO UPDATE SET
+    version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
+    execution_mode = excluded.execution_mode, priority = excluded.priority,
+    required_capabilities = excluded.required_capabilities, repo = excluded.repo,
+    deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
+
+-- name: upsert_agent
+INSERT INTO agents (agent_id, version, status, mode, body)
+VALUES (%(agent_id)s, %(version)s, %(status)s, %(mode)s, %(body)s::jsonb)
+ON CONFLICT (agent_id) DO UPDATE SET
+    version = excluded.version, status = excluded.status, mode = excluded.mode,
+    body = excluded.body
+
+-- name: get_task
+SELECT body::text FROM tasks WHERE task_id = %(task_id)s
+
+-- name: get_agent
+SELECT body::text FROM agents WHERE agent_id = %(agent_id)s
+
+-- name: count_held
+SELECT count(*) FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned', 'running')
+
+-- name: claim
+-- One statement claims the best open task this agent can serve. SKIP LOCKED:
+-- concurrent claimers (on any replica) pass over a row another is taking.
+WITH candidate AS (
+    SELECT task_id FROM tasks
+    WHERE state = 'created'
+      AND execution_mode = ANY(%(modes)s)
+      AND required_capabilities <@ %(capabilities)s::jsonb
+    ORDER BY priority DESC, created_at, task_id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks SET state = 'assigned', agent_id = %(agent_id)s
+FROM candidate WHERE tasks.task_id = candidate.task_id
+RETURNING tasks.body::text
+
+-- name: held_tasks
+SELECT body::text FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned', 'running')
+ORDER BY created_at, task_id
+
+-- name: running_counts
+SELECT agent_id, count(*) FROM tasks
+WHERE agent_id IS NOT NULL AND state IN ('assigned', 'running') GROUP BY agent_id
+
+-- name: count_by_state
+SELECT state, count(*) FROM tasks GROUP BY state
+
+-- name: timed_out
+SELECT body::text FROM tasks
+WHERE deadline_at IS NOT NULL AND deadline_at < %(now)s AND state IN ('assigned', 'running')
+ORDER BY deadline_at LIMIT %(limit)s
+
+-- name: retries_due
+SELECT body::text FROM tasks
+WHERE retry_at IS NOT NULL AND retry_at <= %(now)s AND state IN ('failed', 'agent_lost')
+ORDER BY retry_at LIMIT %(limit)s
+
+-- name: stale_agents
+SELECT a.body::text FROM agents a LEFT JOIN agent_heartbeats h ON h.agent_id = a.agent_id
+WHERE a.status = 'online' AND a.mode = 'http_pull' AND coalesce(h.at, '') < %(cutoff)s
+ORDER BY a.agent_id LIMIT %(limit)s
+
+-- name: record_heartbeat
+INSERT INTO agent_heartbeats (agent_id, at) VALUES (%(agent_id)s, %(at)s)
+ON CONFLICT (agent_id) DO UPDATE SET at = excluded.at
+
+-- name: last_heartbeat
+SELECT at FROM agent_heartbeats WHERE agent_id = %(agent_id)s
+
+-- name: stream_events
+SELECT seq, type, stream, version, at, actor, data::text FROM events
+WHERE stream = %(stream)s ORDER BY version
+
+-- name: events_after
+SELECT seq, type, stream, version, at, actor, data::text FROM events
+WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s
+
+-- name: all_tasks
+SELECT body::text FROM tasks ORDER BY task_id
+
+-- name: all_agents
+SELECT body::text FROM agents ORDER BY agent_id
+
+-- name: delete_tasks
+DELETE FROM tasks
+
+-- name: delete_agents
+DELETE FROM agents
+
+-- name: list_tasks
+SELECT body::text FROM tasks
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(agent_id)s::text IS NULL OR agent_id = %(agent_id)s)
+  AND (%(repo)s::text IS NULL OR repo = %(repo)s)
+  AND (%(after_created)s::text IS NULL OR (created_at, task_id) < (%(after_created)s, %(after_id)s))
+ORDER BY created_at DESC, task_id DESC
+LIMIT %(limit)s
+
+-- name: list_agents
+SELECT body::text FROM agents
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(mode)s::text IS NULL OR mode = %(mode)s)
+  AND (%(capability)s::text IS NULL OR body -> 'capabilities' ? %(capability)s)
+ORDER BY agent_id
+
+-- name: ensure_log_head
+-- Two first chunks at once must not both start at 0: the head row serialises them.
+INSERT INTO task_logs (task_id, attempt) VALUES (%(task_id)s, %(attempt)s)
+ON CONFLICT (task_id, attempt) DO NOTHING
+
+-- name: lock_log_head
+SELECT length, stored, truncated FROM task_logs
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s FOR UPDATE
+
+-- name: log_head
+SELECT length, stored, truncated FROM task_logs
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s
+
+-- name: upsert_log_head
+INSERT INTO task_logs (task_id, attempt, length, stored, truncated)
+VALUES (%(task_id)s, %(attempt)s, %(length)s, %(stored)s, %(truncated)s)
+ON CONFLICT (task_id, attempt) DO UPDATE SET
+    length = excluded.length, stored = excluded.stored, truncated = excluded.truncated
+
+-- name: insert_log_chunk
+INSERT INTO task_log_chunks (task_id, attempt, start, data)
+VALUES (%(task_id)s, %(attempt)s, %(start)s, %(data)s)
+
+-- name: read_log_chunks
+SELECT start, data FROM task_log_chunks
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND start + length(data) > %(offset)s
+ORDER BY start

@@ -1,0 +1,46 @@
+"""Shared fixtures: a fresh PostgreSQL database for this test run, a schema per test.
+
+PostgreSQL tests run where a server answers (AGENT_FLEET_TEST_PG_URL, default
+postgresql://postgres@127.0.0.1:5432/test). Outside CI they skip with the
+reason when none does; in CI (CI=true) a missing server fails the run.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+ADMIN_URL = os.environ.get("AGENT_FLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _base(url: str) -> str:
+    return url.rsplit("/", 1)[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database created for this run and dropped after it."""
+    name = f"agent_fleet_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as e:
+        reason = f"PostgreSQL not reachable at {ADMIN_URL} ({str(e).strip()[:120]})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{_base(ADMIN_URL)}/{name}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """A fresh, empty schema in the run's database, as a connection URL."""
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_database}?options=-csearch_path%3D{schema}"

@@ -1,0 +1,82 @@
+"""Several `agent-fleet serve` replicas on one PostgreSQL database, agents hitting them at
+random, one replica killed -9 midway: every task completed exactly once."""
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import create
+from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+
+pytestmark = pytest.mark.postgres
+TASKS = 300
+AGENTS = 8
+
+
+def test_replicas_share_the_work_and_survive_a_kill(pg_url: str, tmp_path: Path) -> None:
+    replicas = []
+    for n in range(3):
+        (tmp_path / f"r{n}").mkdir()
+        replicas.append(ServerProcess(tmp_path / f"r{n}", orchestrator={"db_url": pg_url}).start())
+    try:
+        with httpx.Client(
+            base_url=replicas[0].url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as admin:
+            ids = {create(admin, f"t{i}", ["pg"])["task_id"] for i in range(TASKS)}
+            urls = ",".join(r.url for r in replicas)
+            script = Path(__file__).with_name("pull_agent.py")
+            agents = [
+                subprocess.Popen(
+                    [sys.executable, str(script), urls, PULL_TOKEN, f"pg-{n}", "pg", "4"],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for n in range(AGENTS)
+            ]
+            _wait_until_completed(admin, TASKS // 4)
+            replicas[1].kill9()  # midway: its in-flight requests are lost
+            completed_at_kill = _completed(admin)
+            assert completed_at_kill < TASKS, "the kill came too late to mean anything"
+            done: list[str] = []
+            for agent in agents:
+                out, _ = agent.communicate(timeout=120)
+                assert agent.returncode == 0
+                done += json.loads(out)
+            with httpx.Client(base_url=replicas[2].url, timeout=30) as other:
+                tasks = other.get("/api/v1/tasks", params={"limit": 500}).json()["tasks"]
+                assert Counter(t["state"] for t in tasks) == {"completed": TASKS}
+                assert {t["task_id"] for t in tasks} == ids
+                for task_id in sorted(ids)[:15]:
+                    kinds = [
+                        e["type"]
+                        for e in other.get(f"/api/v1/tasks/{task_id}/events").json()["events"]
+                    ]
+                    assert kinds.count("task.completed") == 1
+            assert set(done) <= ids
+            assert max(Counter(done).values()) == 1
+            served = [a["agent_id"] for a in admin.get("/api/v1/agents").json()["agents"]]
+            assert len(served) == AGENTS
+    finally:
+        for replica in replicas:
+            replica.stop()
+    check = replicas[0].cli("db", "rebuild", "--check", "--config", str(replicas[0].config_path))
+    assert check.returncode == 0, check.stderr
+    assert "projections match the events" in check.stdout
+
+
+def _completed(admin: httpx.Client) -> int:
+    reply = admin.get("/api/v1/tasks", params={"state": "completed", "limit": 500})
+    return len(reply.json()["tasks"])
+
+
+def _wait_until_completed(admin: httpx.Client, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while _completed(admin) < count:
+        assert time.monotonic() < deadline, "the agents made no progress"
+        time.sleep(0.05)
