@@ -20,6 +20,7 @@ from agent_fleet.bootstrap import (
     build_fleet,
     describe_store,
     open_store,
+    open_store_url,
     open_to_the_network_without_tokens,
 )
 from agent_fleet.cli_agent import agent_command
@@ -35,6 +36,7 @@ from agent_fleet.config import (
 )
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.logs import configure_logging
+from agent_fleet.services.copying import copy_events
 from agent_fleet.services.rebuild import rebuild
 
 T = TypeVar("T")
@@ -205,6 +207,38 @@ def db_rebuild(config_path: Path | None, check: bool) -> None:
             click.echo(f"DIFFERS: {line}", err=True)
         verb = "were left as they are (--check)" if check else "have been rewritten"
         click.echo(f"{len(report.differences)} projection rows differed and {verb}", err=True)
+        return 1
+
+    sys.exit(_run(run()))
+
+
+@db_group.command("copy")
+@click.option("--from", "source", required=True, help="sqlite:///path or postgresql://…")
+@click.option("--to", "target", required=True, help="An empty store: postgresql://… or sqlite:///…")
+def db_copy(source: str, target: str) -> None:
+    """Copy every event to an empty store and verify it by a rebuild there."""
+
+    async def run() -> int:
+        src, _ = await open_store_url(source)
+        try:
+            dst, kind = await open_store_url(target)
+            try:
+                report = await copy_events(
+                    src, dst, lambda n: click.echo(f"copied {n} events", err=True)
+                )
+            finally:
+                await dst.close()
+        finally:
+            await src.close()
+        click.echo(
+            f"copied {report.events} events into {report.tasks} tasks and "
+            f"{report.agents} agents on {kind}"
+        )
+        if report.matches:
+            click.echo("verified: the target's projections match a replay of its events")
+            return 0
+        for line in report.differences:
+            click.echo(f"DIFFERS: {line}", err=True)
         return 1
 
     sys.exit(_run(run()))

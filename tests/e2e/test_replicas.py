@@ -80,3 +80,32 @@ def _wait_until_completed(admin: httpx.Client, count: int) -> None:
     while _completed(admin) < count:
         assert time.monotonic() < deadline, "the agents made no progress"
         time.sleep(0.05)
+
+
+def test_db_copy_moves_an_installation_to_postgresql(
+    server: ServerProcess, admin: httpx.Client, puller: httpx.Client, pg_url: str
+) -> None:
+    from tests.e2e.helpers import dequeue, register
+
+    register(puller, "w", [])
+    ids = [create(admin, f"t{i}", [])["task_id"] for i in range(5)]
+    got = dequeue(puller, "w")
+    assert got is not None
+    before = {t["task_id"]: t for t in admin.get("/api/v1/tasks").json()["tasks"]}
+    server.stop()
+    copied = server.cli("db", "copy", "--from", f"sqlite:///{server.db_path}", "--to", pg_url)
+    assert copied.returncode == 0, copied.stderr
+    assert "verified" in copied.stdout and "into 5 tasks and 1 agents" in copied.stdout
+    again = server.cli("db", "copy", "--from", f"sqlite:///{server.db_path}", "--to", pg_url)
+    assert again.returncode == 1 and "already holds events" in again.stderr
+
+    moved = ServerProcess(server.workdir / "pg", orchestrator={"db_url": pg_url})
+    moved.workdir.mkdir()
+    moved.start()
+    try:
+        with httpx.Client(base_url=moved.url, timeout=30) as client:
+            after = {t["task_id"]: t for t in client.get("/api/v1/tasks").json()["tasks"]}
+            assert after == before and set(after) == set(ids)
+            assert client.get("/healthz").json()["store"] == "postgresql"
+    finally:
+        moved.stop()
