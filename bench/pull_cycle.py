@@ -54,11 +54,20 @@ async def _agent(client: httpx.AsyncClient, agent_id: str, until: float) -> dict
     return {"cycles": cycles, "lat": lat}
 
 
-async def _client_main(url: str, ids: list[str], until: float) -> dict[str, Any]:
+async def _client_main(urls: list[str], ids: list[str], until: float) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=len(ids) + 2)
     headers = {"Authorization": f"Bearer {PULL_TOKEN}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as c:
-        results = await asyncio.gather(*(_agent(c, i, until) for i in ids))
+    clients = [
+        httpx.AsyncClient(base_url=u, headers=headers, limits=limits, timeout=60) for u in urls
+    ]
+    try:
+        # Agent n talks to replica n mod R: the load spreads over every replica.
+        results = await asyncio.gather(
+            *(_agent(clients[n % len(clients)], i, until) for n, i in enumerate(ids))
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
     merged: dict[str, Any] = {"cycles": 0, "lat": {c: [] for c in CALLS}}
     for r in results:
         merged["cycles"] += r["cycles"]
@@ -67,15 +76,24 @@ async def _client_main(url: str, ids: list[str], until: float) -> dict[str, Any]
     return merged
 
 
-def _client_process(args: tuple[str, list[str], float]) -> dict[str, Any]:
+def _client_process(args: tuple[list[str], list[str], float]) -> dict[str, Any]:
     return asyncio.run(_client_main(*args))
 
 
-def run(agents: int, seconds: float, processes: int) -> dict[str, Any]:
+def run(
+    agents: int, seconds: float, processes: int, db_url: str | None = None, replicas: int = 1
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp), orchestrator={"sweep_interval_secs": 1}).start()
+        extra: dict[str, Any] = {"sweep_interval_secs": 1}
+        if db_url:
+            extra["db_url"] = db_url
+        servers = []
+        for n in range(replicas):
+            (Path(tmp) / f"r{n}").mkdir()
+            servers.append(ServerProcess(Path(tmp) / f"r{n}", orchestrator=extra).start())
+        server = servers[0]
         try:
-            tasks = int(agents * seconds * 150) + 500
+            tasks = int(seconds * 500) + 500
             with httpx.Client(
                 base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
             ) as admin:
@@ -84,15 +102,19 @@ def run(agents: int, seconds: float, processes: int) -> dict[str, Any]:
             procs = min(processes, agents)
             ids = [f"bench-{n}" for n in range(agents)]
             until = time.monotonic() + seconds + 1.0
-            chunks = [(server.url, ids[p::procs], until) for p in range(procs)]
+            urls = [s.url for s in servers]
+            chunks = [(urls, ids[p::procs], until) for p in range(procs)]
             started = time.monotonic()
             with multiprocessing.get_context("spawn").Pool(procs) as pool:
                 parts = pool.map(_client_process, chunks)
             elapsed = time.monotonic() - started
         finally:
-            server.stop()
+            for s in servers:
+                s.stop()
     cycles = sum(p["cycles"] for p in parts)
     out: dict[str, Any] = {
+        "store": "postgresql" if db_url else "sqlite",
+        "replicas": replicas,
         "agents": agents,
         "cycles": cycles,
         "seconds": round(elapsed, 2),
@@ -111,8 +133,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--db-url", default=None, help="postgresql://… (an empty database)")
+    parser.add_argument("--replicas", type=int, default=1)
     args = parser.parse_args()
-    print(json.dumps(run(args.agents, args.seconds, args.processes), indent=2))
+    result = run(args.agents, args.seconds, args.processes, args.db_url, args.replicas)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ order without gaps; every append that touches a task sends NOTIFY, which wakes
 long-polls on all replicas (`PostgresTaskSignal`).
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
@@ -35,16 +36,21 @@ MIGRATION_LOCK = 7305512
 
 
 class PostgresEventStore:
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
         self.url = url
         self._pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
         self._opened = False
+        self._opening = asyncio.Lock()
 
     async def _open(self) -> None:
-        if not self._opened:
+        if self._opened:
+            return
+        async with self._opening:  # many first calls at once open the pool once
+            if self._opened:
+                return
             try:
                 await self._pool.open(wait=True, timeout=15)
-            except psycopg.Error as e:
+            except (psycopg.Error, TimeoutError) as e:
                 raise StoreError(f"postgresql store: cannot connect: {e}") from e
             self._opened = True
 
@@ -135,7 +141,9 @@ class PostgresEventStore:
                 "modes": sorted(m.value for m in modes),
                 "capabilities": json.dumps(list(agent.capabilities)),
             }
+            await conn.execute(Q["claim_plan"])
             row = await (await conn.execute(Q["claim"], params)).fetchone()
+            await conn.execute(Q["claim_plan_reset"])
             if row is None:
                 return None
             task = decode_task(row[0])
@@ -306,29 +314,24 @@ async def _append_in_tx(
             await cur.executemany(
                 Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
             )
-    # 2. Number the events under the append lock, held until commit.
-    await conn.execute(Q["append_lock"])
-    last = await (await conn.execute(Q["take_seqs"], {"n": len(events)})).fetchone()
-    assert last is not None
-    first = last[0] - len(events) + 1
-    recorded = []
-    for offset, event in enumerate(events):
-        await conn.execute(
-            Q["insert_event"],
-            {
-                "seq": first + offset,
-                "stream": event.stream_id,
-                "version": event.version,
-                "type": type_name(event),
-                "data": event_data(event),
-                "actor": event.actor,
-                "at": event.at,
-            },
-        )
-        recorded.append(RecordedEvent(first + offset, event))
     if projected.tasks or projected.agents:
-        await conn.execute(Q["notify"])
-    return recorded
+        await conn.execute(Q["notify"])  # delivered at commit
+    # 2. Number and insert the events in one statement under the append lock.
+    rows = [
+        {
+            "ord": n,
+            "stream": e.stream_id,
+            "version": e.version,
+            "type": type_name(e),
+            "data": json.loads(event_data(e)),
+            "actor": e.actor,
+            "at": ts(e.at),
+        }
+        for n, e in enumerate(events, start=1)
+    ]
+    cur = await conn.execute(Q["insert_events"], {"n": len(events), "events": json.dumps(rows)})
+    seqs = sorted(r[0] for r in await cur.fetchall())
+    return [RecordedEvent(seq, event) for seq, event in zip(seqs, events, strict=True)]
 
 
 def _recorded(row: tuple[Any, ...]) -> RecordedEvent:

@@ -7,17 +7,22 @@ SELECT body::text FROM tasks WHERE task_id = %(id)s FOR UPDATE
 -- name: lock_agent
 SELECT body::text FROM agents WHERE agent_id = %(id)s FOR UPDATE
 
--- name: append_lock
--- Appends take this last, just before numbering their events, and hold it to
--- commit: seq order is commit order, with no gaps for readers.
-SELECT pg_advisory_xact_lock(7305513)
-
--- name: take_seqs
-UPDATE event_counter SET last = last + %(n)s RETURNING last
-
--- name: insert_event
+-- name: insert_events
+-- The only statement that runs under the append lock, which it takes first and
+-- holds to commit: one round trip, so the lock is held as briefly as possible.
+-- seq comes from the counter row, so seq order is commit order with no gaps.
+WITH append_lock AS (SELECT pg_advisory_xact_lock(7305513)),
+     counter AS (
+         UPDATE event_counter SET last = last + %(n)s
+         FROM append_lock RETURNING last)
 INSERT INTO events (seq, stream, version, type, data, actor, at)
-VALUES (%(seq)s, %(stream)s, %(version)s, %(type)s, %(data)s::jsonb, %(actor)s, %(at)s)
+SELECT counter.last - %(n)s + e.ord, e.stream, e.version, e.type, e.data, e.actor, e.at
+FROM counter,
+     jsonb_to_recordset(%(events)s::jsonb)
+         AS e(ord int, stream text, version int, type text, data jsonb, actor text,
+              at timestamptz)
+ORDER BY e.ord
+RETURNING seq
 
 -- name: notify
 -- Delivered at commit: long-polls on every replica wake up.
@@ -50,6 +55,16 @@ SELECT body::text FROM agents WHERE agent_id = %(agent_id)s
 
 -- name: count_held
 SELECT count(*) FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned', 'running')
+
+-- name: claim_plan
+-- Walk the queue in index order and stop at the first match. Without this a
+-- freshly filled table (statistics not yet analysed) gets a plan that sorts
+-- every open task on each claim.
+SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off
+
+-- name: claim_plan_reset
+-- ...for the claim only: the rest of the transaction plans as usual.
+SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on
 
 -- name: claim
 -- One statement claims the best open task this agent can serve. SKIP LOCKED:
