@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -19,9 +19,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/agent-fleet serve $(ARGS)
 
-## test: the whole test suite (unit, contract, integration, end to end)
-test: $(STAMP)
+## test: the whole test suite (unit, contract, end to end, browser)
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## system-deps: Debian packages the tests use (Chromium for the dashboard), when root
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "note: install Debian's chromium to run the browser tests (they skip without it)"; fi; }
 
 ## lint: ruff, mypy --strict on src, import-linter's layer contracts
 lint: $(STAMP)

@@ -9,6 +9,7 @@ from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.limits import BodySizeLimit
 from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
+from agent_fleet.web import routes as web_routes
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
@@ -31,6 +32,7 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(tasks.router)
     app.include_router(logs.router)
+    app.include_router(web_routes.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(fleet: FleetDep) -> Health:

@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages with a little script for live updates."""

@@ -1,0 +1,101 @@
+"""Dashboard pages and the HTML fragments they poll for live updates."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from agent_fleet import __version__
+from agent_fleet.domain.events import type_name
+from agent_fleet.domain.states import TaskState
+from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.services.fleet import Fleet
+
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+router = APIRouter(include_in_schema=False)
+STATES = [s.value for s in TaskState]
+LISTED = 200
+
+
+def _fleet(request: Request) -> Fleet:
+    fleet: Fleet = request.app.state.fleet
+    return fleet
+
+
+def _age(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+templates.env.filters["age"] = _age
+templates.env.filters["event_type"] = type_name
+
+
+async def _tasks_context(fleet: Fleet, state: str | None, q: str | None) -> dict[str, Any]:
+    chosen = TaskState(state) if state in STATES else None
+    tasks = await fleet.tasks.find(TaskQuery(state=chosen, limit=LISTED))
+    if q:
+        needle = q.casefold()
+        tasks = [t for t in tasks if needle in t.title.casefold() or needle in t.task_id]
+    counts = await fleet.ctx.store.count_tasks_by_state()
+    return {"tasks": tasks, "counts": counts, "states": STATES, "state": chosen, "q": q or ""}
+
+
+async def _agents_context(fleet: Fleet) -> dict[str, Any]:
+    agents = await fleet.agents.find(AgentQuery())
+    running = await fleet.ctx.store.running_counts()
+    beats = {a.agent_id: await fleet.ctx.store.last_heartbeat(a.agent_id) for a in agents}
+    return {"agents": agents, "running": running, "beats": beats}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(
+    request: Request,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    fleet = _fleet(request)
+    context = {**await _tasks_context(fleet, state, q), **await _agents_context(fleet),
+               "version": __version__}
+    return templates.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/ui/tasks", response_class=HTMLResponse)
+async def tasks_fragment(
+    request: Request,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    context = await _tasks_context(_fleet(request), state, q)
+    return templates.TemplateResponse(request, "_tasks.html", context)
+
+
+@router.get("/ui/agents", response_class=HTMLResponse)
+async def agents_fragment(request: Request) -> HTMLResponse:
+    context = await _agents_context(_fleet(request))
+    return templates.TemplateResponse(request, "_agents.html", context)
+
+
+@router.get("/tasks/{task_id}", response_class=HTMLResponse)
+async def task_page(request: Request, task_id: str) -> HTMLResponse:
+    fleet = _fleet(request)
+    task = await fleet.tasks.get(task_id)
+    context = {"task": task, "version": __version__}
+    return templates.TemplateResponse(request, "task.html", context)
+
+
+@router.get("/ui/tasks/{task_id}/detail", response_class=HTMLResponse)
+async def task_detail(request: Request, task_id: str) -> HTMLResponse:
+    fleet = _fleet(request)
+    task = await fleet.tasks.get(task_id)
+    events = await fleet.tasks.events(task_id)
+    context = {"task": task, "events": events}
+    return templates.TemplateResponse(request, "_task_detail.html", context)
