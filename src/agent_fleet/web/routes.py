@@ -63,8 +63,11 @@ async def index(
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     fleet = _fleet(request)
-    context = {**await _tasks_context(fleet, state, q), **await _agents_context(fleet),
-               "version": __version__}
+    context = {
+        **await _tasks_context(fleet, state, q),
+        **await _agents_context(fleet),
+        "version": __version__,
+    }
     return templates.TemplateResponse(request, "index.html", context)
 
 
