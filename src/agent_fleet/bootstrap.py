@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AuthConfig
+from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.ports import EventStore, TaskSignal
@@ -79,8 +80,11 @@ def fleet_options(settings: Settings) -> FleetOptions:
     )
 
 
-def build_fleet(store: EventStore, settings: Settings) -> Fleet:
+def build_fleet(
+    store: EventStore, settings: Settings, metrics: FleetMetrics | None = None
+) -> Fleet:
     ctx = Context(
+        observe=metrics.observe if metrics else (lambda _events: None),
         store=store,
         clock=SystemClock(),
         signal=task_signal(settings),
@@ -89,7 +93,9 @@ def build_fleet(store: EventStore, settings: Settings) -> Fleet:
     return Fleet.assemble(ctx)
 
 
-def build_app(fleet: Fleet, settings: Settings, store_name: str) -> FastAPI:
+def build_app(
+    fleet: Fleet, settings: Settings, store_name: str, metrics: FleetMetrics | None = None
+) -> FastAPI:
     admin = settings.server.admin_token
     pull = settings.orchestrator.http_pull_token
     auth = AuthConfig(
@@ -97,7 +103,11 @@ def build_app(fleet: Fleet, settings: Settings, store_name: str) -> FastAPI:
         http_pull_token=pull.get_secret_value() if pull else None,
     )
     return create_app(
-        fleet, auth, store_name=store_name, max_body_bytes=settings.server.max_body_bytes
+        fleet,
+        auth,
+        store_name=store_name,
+        max_body_bytes=settings.server.max_body_bytes,
+        fleet_metrics=metrics,
     )
 
 

@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 
 from agent_fleet import __version__
+from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.bootstrap import (
     build_app,
     build_fleet,
@@ -93,8 +94,9 @@ def serve(config_path: Path | None, bind: str | None, port: int | None, log_form
 async def _serve(settings: Settings, source: Path | None) -> None:
     store, store_name = await open_store(settings)
     try:
-        fleet = build_fleet(store, settings)
-        app = build_app(fleet, settings, store_name)
+        metrics = FleetMetrics()
+        fleet = build_fleet(store, settings, metrics)
+        app = build_app(fleet, settings, store_name, metrics)
         for what in open_to_the_network_without_tokens(settings):
             log.warning("UNPROTECTED: listening beyond loopback without a token", missing=what)
         log.info(

@@ -117,3 +117,21 @@ def test_config_check_names_file_key_and_reason(tmp_path: Path) -> None:
     assert 'http_pull_token = "***"' in good.stdout
     assert "s3cret-value" not in good.stdout + good.stderr
     assert "orchestrator.mystery: unknown key" in good.stderr
+
+
+def test_metrics_report_states_events_dispatch_and_http(
+    admin: httpx.Client, puller: httpx.Client
+) -> None:
+    register(puller, "m1", ["go"])
+    create(admin, "a", ["go"])
+    create(admin, "b", ["rust"])
+    assert dequeue(puller, "m1") is not None
+    text = admin.get("/metrics").text
+    assert 'agent_fleet_tasks{state="created"} 1.0' in text
+    assert 'agent_fleet_tasks{state="assigned"} 1.0' in text
+    assert 'agent_fleet_queue_depth{capability="rust"} 1.0' in text
+    assert 'agent_fleet_agents{mode="http_pull",status="online"} 1.0' in text
+    assert 'agent_fleet_events_total{type="task.created"} 2.0' in text
+    assert 'agent_fleet_events_total{type="task.assigned"} 1.0' in text
+    assert "agent_fleet_dispatch_latency_seconds_count 1.0" in text
+    assert 'route="/api/v1/tasks/dequeue",status="200"' in text

@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, logs, tasks
+from agent_fleet.api import agents, errors, logs, metrics, tasks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.limits import BodySizeLimit
@@ -20,6 +20,7 @@ def create_app(
     *,
     store_name: str,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    fleet_metrics: metrics.FleetMetrics | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Agent Fleet",
@@ -27,11 +28,13 @@ def create_app(
         description="Orchestrator for AI coding agents: tasks, agents, receipts, events.",
     )
     app.state.fleet = fleet
+    app.state.metrics = fleet_metrics or metrics.FleetMetrics()
     app.state.auth = auth
     errors.install(app)
     app.include_router(agents.router)
     app.include_router(tasks.router)
     app.include_router(logs.router)
+    app.include_router(metrics.router)
     app.include_router(web_routes.router)
 
     @app.get("/healthz", tags=["health"])
@@ -40,4 +43,5 @@ def create_app(
         return Health(status="ok", version=__version__, store=store_name)
 
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(metrics.HttpMetrics, metrics=app.state.metrics)
     return app

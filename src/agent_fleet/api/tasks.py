@@ -91,6 +91,10 @@ async def dequeue(
     )
     if handout is None:
         return Response(status_code=204)
+    assigned_at = handout.task.assigned_at
+    if handout.task.attempt == 0 and assigned_at is not None:
+        waited = assigned_at - handout.task.created_at
+        request.app.state.metrics.observe_dispatch(waited.total_seconds())
     return Handout(task=task_out(handout.task), lease=handout.lease)
 
 

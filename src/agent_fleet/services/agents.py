@@ -15,7 +15,7 @@ from agent_fleet.domain.states import AgentMode, AgentStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import AgentQuery, Heartbeat, TaskQuery
 from agent_fleet.services.commit import MAX_CONFLICT_RETRIES
-from agent_fleet.services.context import Context
+from agent_fleet.services.context import Context, append
 from agent_fleet.services.tasks import TaskService
 
 
@@ -84,7 +84,7 @@ class AgentService:
             now = self._ctx.clock.now()
             events = agent_model.register(existing, reg, now, actor=agent_id)
             try:
-                await self._ctx.store.append(events)
+                await append(self._ctx, events)
             except ConcurrencyConflict:
                 continue
             await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent_id, at=now))
@@ -118,7 +118,7 @@ class AgentService:
     async def _come_online(self, agent: Agent, now: datetime) -> Agent:
         events = agent_model.come_online(agent, now, actor=agent.agent_id)
         try:
-            await self._ctx.store.append(events)
+            await append(self._ctx, events)
         except ConcurrencyConflict:
             return await self.get(agent.agent_id)
         self._ctx.signal.notify()
@@ -146,7 +146,7 @@ class AgentService:
         now = self._ctx.clock.now()
         events = agent_model.deregister(agent, now, actor=agent.agent_id)
         if events:
-            await self._ctx.store.append(events)
+            await append(self._ctx, events)
             agent = agent_model.evolve(agent, events[0])
         held = await self._ctx.store.held_tasks(agent.agent_id)
         await self._tasks.release_held(held, "agent deregistered", actor=agent.agent_id)

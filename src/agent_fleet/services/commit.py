@@ -8,7 +8,7 @@ from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import HELD_STATES, TaskState
 from agent_fleet.domain.task import Decision, Task
-from agent_fleet.services.context import Context
+from agent_fleet.services.context import Context, append
 
 MAX_CONFLICT_RETRIES = 8
 
@@ -29,7 +29,7 @@ async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
             return task
         events = with_due_retry(task, events, ctx.clock.now())
         try:
-            await ctx.store.append(events)
+            await append(ctx, events)
         except ConcurrencyConflict:
             continue
         after = fold(task, events)

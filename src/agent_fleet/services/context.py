@@ -1,8 +1,10 @@
 """What every service needs: the store, the clock, the wake-up signal and the options."""
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.ports import Clock, EventStore, TaskSignal
 
@@ -29,3 +31,11 @@ class Context:
     clock: Clock
     signal: TaskSignal
     options: FleetOptions = field(default_factory=FleetOptions)
+    #: Told of every appended event, after its commit (metrics); must not raise.
+    observe: Callable[[Sequence[AnyEvent]], None] = lambda _events: None
+
+
+async def append(ctx: Context, events: Sequence[AnyEvent]) -> None:
+    """Append through the store, then tell the observer: the one way services write."""
+    await ctx.store.append(events)
+    ctx.observe(events)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable
+from agent_fleet.domain.events import TaskAssigned
 from agent_fleet.domain.ids import Lease
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
@@ -50,6 +51,7 @@ class DequeueService:
             now = self._ctx.clock.now()
             task = await self._ctx.store.claim_task(agent, PULL_MODES, new_lease(), now)
             if task is not None:
+                self._ctx.observe([_assigned_event(task)])
                 assert task.lease is not None  # an assigned task always carries its lease
                 return Handout(task=task, lease=task.lease)
             remaining = (loop_deadline - self._ctx.clock.now()).total_seconds()
@@ -74,3 +76,18 @@ class DequeueService:
 
 def _with_capabilities(agent: Agent, capabilities: tuple[str, ...]) -> Agent:
     return replace(agent, capabilities=capabilities)
+
+
+def _assigned_event(task: Task) -> TaskAssigned:
+    """The event the store's claim appended, rebuilt from the claimed task for observers."""
+    assert task.agent_id is not None and task.lease is not None and task.assigned_at is not None
+    return TaskAssigned(
+        stream_id=task.task_id,
+        version=task.version,
+        at=task.assigned_at,
+        actor=task.agent_id,
+        agent_id=task.agent_id,
+        host_id=task.host_id,
+        attempt=task.attempt,
+        lease=task.lease,
+    )

@@ -8,7 +8,7 @@ from agent_fleet.domain.policies import is_timed_out
 from agent_fleet.domain.states import FailureReason
 from agent_fleet.domain.task import Decision, Task
 from agent_fleet.services.commit import decide_task
-from agent_fleet.services.context import Context
+from agent_fleet.services.context import Context, append
 from agent_fleet.services.tasks import TaskService
 
 BATCH = 100
@@ -56,7 +56,7 @@ class Sweeper:
                 agent, f"missed {missed} heartbeats", now, "loop:heartbeats"
             )
             try:
-                await self._ctx.store.append(events)
+                await append(self._ctx, events)
             except ConcurrencyConflict:
                 continue  # it changed meanwhile (a heartbeat, a re-register): next tick decides
             held = await self._ctx.store.held_tasks(agent.agent_id)

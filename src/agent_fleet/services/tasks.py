@@ -19,7 +19,7 @@ from agent_fleet.domain.task import NewTask, Task
 from agent_fleet.domain.values import Receipt, Source
 from agent_fleet.ports import RecordedEvent, TaskQuery
 from agent_fleet.services.commit import decide_task, fold, load_task
-from agent_fleet.services.context import Context
+from agent_fleet.services.context import Context, append
 
 OPERATOR = "operator"
 
@@ -64,7 +64,7 @@ class TaskService:
             source=cmd.source,
         )
         events = task_model.create(new, self._ctx.clock.now(), actor)
-        await self._ctx.store.append(events)
+        await append(self._ctx, events)
         self._ctx.signal.notify()
         return fold(None, events)
 

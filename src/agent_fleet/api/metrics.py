@@ -1,0 +1,116 @@
+"""Prometheus metrics: live gauges read from the store at scrape, counters fed by events."""
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import Counter as PromCounter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_fleet.domain.events import AnyEvent, type_name
+from agent_fleet.domain.states import TaskState
+from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.services.fleet import Fleet
+
+QUEUE_SAMPLE = 5000
+
+
+class FleetMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.tasks = Gauge("agent_fleet_tasks", "Tasks by state", ["state"], registry=r)
+        self.queue = Gauge(
+            "agent_fleet_queue_depth", "Open tasks needing a capability", ["capability"], registry=r
+        )
+        self.agents = Gauge(
+            "agent_fleet_agents", "Agents by mode and status", ["mode", "status"], registry=r
+        )
+        self.events = PromCounter(
+            "agent_fleet_events", "Events appended, by type", ["type"], registry=r
+        )
+        self.dispatch = Histogram(
+            "agent_fleet_dispatch_latency_seconds",
+            "From a task's creation (or retry) to its assignment",
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+        )
+        self.http = Histogram(
+            "agent_fleet_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=r,
+        )
+
+    def observe(self, events: Sequence[AnyEvent]) -> None:
+        for event in events:
+            self.events.labels(type=type_name(event)).inc()
+
+    def observe_dispatch(self, waited_secs: float) -> None:
+        self.dispatch.observe(max(waited_secs, 0.0))
+
+    async def refresh(self, fleet: Fleet) -> None:
+        counts = await fleet.ctx.store.count_tasks_by_state()
+        for state in TaskState:
+            self.tasks.labels(state=state.value).set(counts.get(state.value, 0))
+        open_tasks = await fleet.ctx.store.list_tasks(
+            TaskQuery(state=TaskState.CREATED, limit=QUEUE_SAMPLE)
+        )
+        needs = Counter(c for t in open_tasks for c in (t.required_capabilities or ("(none)",)))
+        self.queue.clear()
+        for capability, count in needs.items():
+            self.queue.labels(capability=capability).set(count)
+        agents = Counter(
+            (a.mode.value, a.status.value) for a in await fleet.ctx.store.list_agents(AgentQuery())
+        )
+        self.agents.clear()
+        for (mode, status), count in agents.items():
+            self.agents.labels(mode=mode, status=status).set(count)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    fleet_metrics: FleetMetrics = request.app.state.metrics
+    await fleet_metrics.refresh(request.app.state.fleet)
+    return Response(generate_latest(fleet_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class HttpMetrics:
+    """Times every request by its route template (never the raw path: ids are unbounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: FleetMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "(unmatched)")
+            self.metrics.http.labels(
+                method=scope["method"], route=template, status=str(status)
+            ).observe(time.perf_counter() - started)
