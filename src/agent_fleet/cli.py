@@ -78,9 +78,9 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
 def serve(config_path: Path | None, bind: str | None, port: int | None, log_format: str) -> None:
     """Run the orchestrator: HTTP API and background duties."""
-    configure_logging(log_format)
     loaded = _load(config_path)
     settings = loaded.settings
+    configure_logging(log_format, secrets=_secret_values(settings))
     server = settings.server.model_copy(
         update={k: v for k, v in {"bind": bind, "port": port}.items() if v is not None}
     )
@@ -126,6 +126,16 @@ async def _serve(settings: Settings, source: Path | None) -> None:
     finally:
         await store.close()
         log.info("agent-fleet stopped")
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    candidates = [
+        settings.server.admin_token,
+        settings.orchestrator.http_pull_token,
+        settings.forgejo.token,
+        settings.forgejo.webhook_secret,
+    ]
+    return [c.get_secret_value() for c in candidates if c is not None]
 
 
 class _Server(uvicorn.Server):

@@ -1,11 +1,34 @@
 """Structured logs (structlog): console for people, JSON for machines."""
 
 import logging
+import re
 
 import structlog
+from structlog.typing import EventDict
+
+_SECRET_KEYS = re.compile(r"token|secret|password|authorization|lease", re.I)
 
 
-def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
+class Redactor:
+    """A log processor: secret-looking fields and known secret values never reach a log."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s for s in secrets if len(s) >= 8]
+
+    def __call__(self, _logger: object, _name: str, event: EventDict) -> EventDict:
+        for key, value in list(event.items()):
+            if _SECRET_KEYS.search(key):
+                event[key] = "***"
+            elif isinstance(value, str):
+                for secret in self.secrets:
+                    value = value.replace(secret, "***")
+                event[key] = value
+        return event
+
+
+def configure_logging(
+    fmt: str = "console", level: int = logging.INFO, secrets: list[str] | None = None
+) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -15,6 +38,7 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            Redactor(secrets or []),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],

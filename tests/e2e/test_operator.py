@@ -135,3 +135,20 @@ def test_metrics_report_states_events_dispatch_and_http(
     assert 'agent_fleet_events_total{type="task.assigned"} 1.0' in text
     assert "agent_fleet_dispatch_latency_seconds_count 1.0" in text
     assert 'route="/api/v1/tasks/dequeue",status="200"' in text
+
+
+def test_requests_are_logged_with_ids_and_no_secrets(
+    server: ServerProcess, admin: httpx.Client, puller: httpx.Client
+) -> None:
+    from tests.e2e.server import PULL_TOKEN
+
+    token = register(puller, "logged", [])
+    reply = admin.get("/api/v1/tasks", headers={"X-Request-ID": "trace-42"})
+    assert reply.headers["x-request-id"] == "trace-42"
+    generated = admin.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 16
+    server.stop()
+    log = server.log_path.read_text()
+    assert "request_id=trace-42" in log and "route=/api/v1/tasks" in log
+    for secret in (ADMIN_TOKEN, PULL_TOKEN, token):
+        assert secret not in log

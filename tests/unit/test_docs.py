@@ -24,7 +24,7 @@ def test_every_openapi_operation_is_in_the_http_reference(tmp_path: Path) -> Non
     store = SqliteEventStore(tmp_path / "unused.db")  # never opened: the schema is static
     fleet = Fleet.assemble(Context(store=store, clock=_Clock(), signal=AsyncioTaskSignal()))
     spec = create_app(fleet, AuthConfig(), store_name="sqlite").openapi()
-    reference = (DOCS / "http-api.md").read_text()
+    reference = (DOCS / "agent-api-reference.md").read_text()
     documented = set(re.findall(r"^\| `(/[^`]*)` \| ([A-Z /]+) \|", reference, re.MULTILINE))
     pairs = {(path, m.strip()) for path, methods in documented for m in methods.split("/")}
     missing = [

@@ -7,6 +7,7 @@ from agent_fleet.api import agents, errors, logs, metrics, tasks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.limits import BodySizeLimit
+from agent_fleet.api.requestlog import RequestLog
 from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.web import routes as web_routes
@@ -44,4 +45,5 @@ def create_app(
 
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(metrics.HttpMetrics, metrics=app.state.metrics)
+    app.add_middleware(RequestLog)
     return app
