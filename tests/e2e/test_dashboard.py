@@ -98,3 +98,18 @@ def test_actions_need_the_admin_token(server: Any, admin: httpx.Client, page: An
     page.click("button[data-action='cancel']")
     page.wait_for_selector("#flash:has-text('refused')", timeout=10_000)
     assert task(admin, task_id)["state"] == "created"
+
+
+def test_operator_assigns_from_the_task_page(
+    server: Any, admin: httpx.Client, puller: httpx.Client, page: Any
+) -> None:
+    register(puller, "chosen-one", ["x"])
+    task_id = create(admin, "Pick me", ["y"])["task_id"]
+    page.goto(f"{server.url}/tasks/{task_id}")
+    page.fill("#admin-token", ADMIN_TOKEN)
+    page.dispatch_event("#admin-token", "change")
+    page.wait_for_selector("#assign-agent")
+    page.fill("#assign-agent", "chosen-one")
+    page.click("button[data-action='assign']")
+    page.wait_for_selector("#flash:has-text('task is now assigned')", timeout=10_000)
+    assert task(admin, task_id)["agent_id"] == "chosen-one"

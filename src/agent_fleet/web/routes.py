@@ -10,7 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from agent_fleet import __version__
 from agent_fleet.domain.events import type_name
-from agent_fleet.domain.states import TaskState
+from agent_fleet.domain.states import AgentStatus, TaskState
 from agent_fleet.ports import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
@@ -100,5 +100,6 @@ async def task_detail(request: Request, task_id: str) -> HTMLResponse:
     fleet = _fleet(request)
     task = await fleet.tasks.get(task_id)
     events = await fleet.tasks.events(task_id)
-    context = {"task": task, "events": events}
+    online = await fleet.agents.find(AgentQuery(status=AgentStatus.ONLINE))
+    context = {"task": task, "events": events, "agents": online}
     return templates.TemplateResponse(request, "_task_detail.html", context)
