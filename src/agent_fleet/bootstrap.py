@@ -90,7 +90,7 @@ def build_fleet(
         signal=task_signal(settings),
         options=fleet_options(settings),
     )
-    return Fleet.assemble(ctx)
+    return Fleet.assemble(ctx, allowed_repos=settings.forgejo.allowed_repos)
 
 
 def build_app(
@@ -108,6 +108,9 @@ def build_app(
         store_name=store_name,
         max_body_bytes=settings.server.max_body_bytes,
         fleet_metrics=metrics,
+        webhook_secret=secret.get_secret_value()
+        if (secret := settings.forgejo.webhook_secret)
+        else None,
     )
 
 

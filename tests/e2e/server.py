@@ -29,6 +29,7 @@ def free_port() -> int:
 class ServerProcess:
     workdir: Path
     orchestrator: dict[str, Any] = field(default_factory=dict)
+    forgejo: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -70,6 +71,9 @@ class ServerProcess:
         ]
         for key, value in orchestrator.items():
             lines.append(f"{key} = {_toml(value)}")
+        if self.forgejo:
+            lines.append("[forgejo]")
+            lines += [f"{key} = {_toml(value)}" for key, value in self.forgejo.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self) -> ServerProcess:

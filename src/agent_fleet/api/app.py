@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, logs, metrics, tasks
+from agent_fleet.api import agents, errors, logs, metrics, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.limits import BodySizeLimit
@@ -22,6 +22,7 @@ def create_app(
     store_name: str,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     fleet_metrics: metrics.FleetMetrics | None = None,
+    webhook_secret: str | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Agent Fleet",
@@ -29,6 +30,7 @@ def create_app(
         description="Orchestrator for AI coding agents: tasks, agents, receipts, events.",
     )
     app.state.fleet = fleet
+    app.state.webhook_secret = webhook_secret
     app.state.metrics = fleet_metrics or metrics.FleetMetrics()
     app.state.auth = auth
     errors.install(app)
@@ -36,6 +38,7 @@ def create_app(
     app.include_router(tasks.router)
     app.include_router(logs.router)
     app.include_router(metrics.router)
+    app.include_router(webhooks.router)
     app.include_router(web_routes.router)
 
     @app.get("/healthz", tags=["health"])

@@ -10,6 +10,7 @@ from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import TaskService
+from agent_fleet.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +21,10 @@ class Fleet:
     dequeue: DequeueService
     sweeper: Sweeper
     logs: LogService
+    webhooks: WebhookService
 
     @classmethod
-    def assemble(cls, ctx: Context) -> "Fleet":
+    def assemble(cls, ctx: Context, allowed_repos: list[str] | None = None) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
         return cls(
@@ -32,6 +34,7 @@ class Fleet:
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
             logs=LogService(ctx),
+            webhooks=WebhookService(ctx, tasks, allowed_repos or []),
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:

@@ -48,10 +48,12 @@ class TaskService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
-    async def create(self, cmd: CreateTask, actor: str = OPERATOR) -> Task:
+    async def create(
+        self, cmd: CreateTask, actor: str = OPERATOR, task_id: TaskId | None = None
+    ) -> Task:
         options = self._ctx.options
         new = NewTask(
-            task_id=new_task_id(),
+            task_id=task_id or new_task_id(),
             title=cmd.title,
             prompt=cmd.prompt,
             required_capabilities=tuple(dict.fromkeys(cmd.required_capabilities)),

@@ -216,6 +216,28 @@ class PostgresEventStore:
                 break
         return b"".join(parts)[:max_bytes], head
 
+    async def record_delivery(
+        self, delivery_id: str, content_key: str, event: str, at: datetime
+    ) -> bool:
+        """True when this delivery (by id and by content) is new."""
+
+        async def run(conn: Conn) -> bool:
+            cur = await conn.execute(
+                Q["record_delivery"],
+                {
+                    "delivery_id": delivery_id,
+                    "content_key": content_key,
+                    "event": event,
+                    "at": ts(at),
+                },
+            )
+            return cur.rowcount == 1
+
+        return await self._tx(run)
+
+    async def forget_delivery(self, delivery_id: str) -> None:
+        await self._rows_void("forget_delivery", {"delivery_id": delivery_id})
+
     # --- reads --------------------------------------------------------------------
 
     async def get_task(self, task_id: TaskId) -> Task | None:

@@ -205,6 +205,28 @@ class SqliteEventStore:
 
         return await self._run(_read)
 
+    async def record_delivery(
+        self, delivery_id: str, content_key: str, event: str, at: datetime
+    ) -> bool:
+        """True when this delivery (by id and by content) is new."""
+
+        def _record(conn: sqlite3.Connection) -> bool:
+            params = {
+                "delivery_id": delivery_id,
+                "content_key": content_key,
+                "event": event,
+                "at": ts(at),
+            }
+            return conn.execute(Q["record_delivery"], params).rowcount == 1
+
+        return await self._run(_record)
+
+    async def forget_delivery(self, delivery_id: str) -> None:
+        def _forget(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["forget_delivery"], {"delivery_id": delivery_id})
+
+        await self._run(_forget)
+
     # --- reads --------------------------------------------------------------------
 
     async def get_task(self, task_id: TaskId) -> Task | None:

@@ -177,3 +177,12 @@ VALUES (%(task_id)s, %(attempt)s, %(start)s, %(data)s)
 SELECT start, data FROM task_log_chunks
 WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND start + length(data) > %(offset)s
 ORDER BY start
+
+-- name: record_delivery
+-- Either key already present: nothing inserted, and the caller learns it was seen.
+INSERT INTO webhook_deliveries (delivery_id, content_key, event, received_at)
+VALUES (%(delivery_id)s, %(content_key)s, %(event)s, %(at)s)
+ON CONFLICT DO NOTHING
+
+-- name: forget_delivery
+DELETE FROM webhook_deliveries WHERE delivery_id = %(delivery_id)s

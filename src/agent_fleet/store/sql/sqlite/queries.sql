@@ -143,3 +143,11 @@ VALUES (:task_id, :attempt, :start, :data)
 SELECT start, data FROM task_log_chunks
 WHERE task_id = :task_id AND attempt = :attempt AND start + length(data) > :offset
 ORDER BY start
+
+-- name: record_delivery
+-- Either key already present: ignored, and the caller learns it was seen.
+INSERT OR IGNORE INTO webhook_deliveries (delivery_id, content_key, event, received_at)
+VALUES (:delivery_id, :content_key, :event, :at)
+
+-- name: forget_delivery
+DELETE FROM webhook_deliveries WHERE delivery_id = :delivery_id

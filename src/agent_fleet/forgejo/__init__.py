@@ -1,0 +1,1 @@
+"""Forgejo: webhook verification and parsing (and, later, the API client)."""

@@ -1,0 +1,144 @@
+"""Verify a Forgejo webhook over its raw bytes, then read the few fields we act on.
+
+Verification comes first and uses only the raw body: Forgejo's JSON encoder
+escapes `<`, `>`, `&` differently from Python's, so re-serialised JSON would
+not match. Parsing is tolerant (Forgejo adds fields) but typed.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent_fleet.domain.errors import InvalidInput, Unauthorized
+from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
+
+SIGNATURE_HEADERS = ("x-forgejo-signature", "x-gitea-signature")
+DELIVERY_HEADERS = ("x-forgejo-delivery", "x-gitea-delivery")
+EVENT_HEADERS = ("x-forgejo-event", "x-gitea-event")
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> None:
+    """HMAC-SHA256 of the raw body, bare hex or `sha256=<hex>`, compared in constant time."""
+    given = next((headers[h] for h in SIGNATURE_HEADERS if headers.get(h)), "").strip()
+    given = given.removeprefix("sha256=").lower()
+    if not given or not secret:
+        raise Unauthorized("missing webhook signature")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given):
+        raise Unauthorized("bad webhook signature")
+
+
+def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    return next((headers[h] for h in names if headers.get(h)), None)
+
+
+def content_key(event: str, body: bytes) -> str:
+    """A redelivery has a new delivery id but the same body: dedupe on content too."""
+    return hashlib.sha256(event.encode() + b"\0" + body).hexdigest()
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Label(_Loose):
+    name: str
+
+
+class User(_Loose):
+    login: str
+
+
+class Repository(_Loose):
+    full_name: str
+    html_url: str = ""
+
+
+class Issue(_Loose):
+    number: int
+    title: str
+    body: str = ""
+    html_url: str = ""
+    state: str = "open"
+    labels: list[Label] = []
+    pull_request: dict[str, Any] | None = None
+
+
+class Branch(_Loose):
+    ref: str = ""
+    label: str = ""
+
+
+class PullRequest(_Loose):
+    number: int
+    html_url: str = ""
+    state: str = "open"
+    merged: bool = False
+    body: str = ""
+    head: Branch = Branch()
+
+
+class IssuePayload(_Loose):
+    action: str
+    issue: Issue
+    repository: Repository
+    sender: User
+
+
+class PullRequestPayload(_Loose):
+    action: str
+    pull_request: PullRequest
+    repository: Repository
+    sender: User
+
+
+Parsed = IssuePayload | PullRequestPayload | None
+
+
+def parse(event: str, body: bytes) -> Parsed:
+    """The payload for `issues` and `pull_request` events; None for events we ignore."""
+    kind: Literal["issues", "pull_request"] | None = (
+        "issues" if event == "issues" else "pull_request" if event == "pull_request" else None
+    )
+    if kind is None:
+        return None
+    model: type[IssuePayload] | type[PullRequestPayload] = (
+        IssuePayload if kind == "issues" else PullRequestPayload
+    )
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid payload"}
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"payload.{where}" if where else "payload", str(first["msg"])) from e
+
+
+def to_event(payload: IssuePayload | PullRequestPayload) -> IssueEvent | PullRequestEvent:
+    """The forge-neutral event the webhook service acts on."""
+    repo = payload.repository.full_name
+    if isinstance(payload, IssuePayload):
+        issue = payload.issue
+        return IssueEvent(
+            action=payload.action,
+            repo=repo,
+            number=issue.number,
+            title=issue.title,
+            body=issue.body,
+            url=issue.html_url or None,
+            state=issue.state,
+            labels=tuple(label.name for label in issue.labels),
+            is_pull=issue.pull_request is not None,
+        )
+    pr = payload.pull_request
+    return PullRequestEvent(
+        action=payload.action,
+        repo=repo,
+        number=pr.number,
+        url=pr.html_url,
+        branch=pr.head.label or pr.head.ref,
+        merged=pr.merged,
+        state=pr.state,
+    )

@@ -1,0 +1,169 @@
+"""Forge events → task commands: labels make and re-route tasks, PRs move them along."""
+
+from dataclasses import dataclass
+
+from agent_fleet.domain import task as task_model
+from agent_fleet.domain.errors import FleetError
+from agent_fleet.domain.events import TaskEvent
+from agent_fleet.domain.ids import TaskId
+from agent_fleet.domain.states import FINAL_STATES, RETRYABLE_STATES, PrState, TaskState
+from agent_fleet.domain.task import Task
+from agent_fleet.domain.values import PullRequest, Source
+from agent_fleet.ports import TaskQuery
+from agent_fleet.services.commit import decide_task
+from agent_fleet.services.context import Context
+from agent_fleet.services.forge_prompt import issue_prompt
+from agent_fleet.services.tasks import CreateTask, TaskService, new_task_id
+
+BRANCH_PREFIX = "task/"
+AGENT_LABEL = "agent:"
+PRIORITY_LABELS = {"priority:high": 10, "priority:low": -10}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssueEvent:
+    """An issue event from a forge, in the terms we act on."""
+
+    action: str
+    repo: str
+    number: int
+    title: str
+    body: str
+    url: str | None
+    state: str
+    labels: tuple[str, ...]
+    is_pull: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullRequestEvent:
+    action: str
+    repo: str
+    number: int
+    url: str
+    branch: str
+    merged: bool
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssueLabels:
+    """What the `agent:` and `priority:` labels of an issue ask for."""
+
+    capabilities: tuple[str, ...]
+    priority: int
+
+    @property
+    def wants_agent(self) -> bool:
+        return bool(self.capabilities)
+
+
+def read_labels(labels: tuple[str, ...]) -> IssueLabels:
+    names = [name.strip() for name in labels]
+    capabilities = tuple(
+        dict.fromkeys(
+            n[len(AGENT_LABEL) :]
+            for n in names
+            if n.startswith(AGENT_LABEL) and len(n) > len(AGENT_LABEL)
+        )
+    )
+    priority = next((PRIORITY_LABELS[n] for n in names if n in PRIORITY_LABELS), 0)
+    return IssueLabels(capabilities=capabilities, priority=priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a delivery did, for the reply and the logs."""
+
+    result: str
+    task_id: str | None = None
+
+
+class WebhookService:
+    def __init__(self, ctx: Context, tasks: TaskService, allowed_repos: list[str]) -> None:
+        self._ctx = ctx
+        self._tasks = tasks
+        self._allowed = set(allowed_repos)
+
+    async def handle(self, event: IssueEvent | PullRequestEvent, actor: str) -> Outcome:
+        if self._allowed and event.repo not in self._allowed:
+            return Outcome("ignored: repository not in allowed_repos")
+        if isinstance(event, IssueEvent):
+            return await self._issue(event, actor)
+        return await self._pull_request(event, actor)
+
+    # --- issues -------------------------------------------------------------------
+
+    async def _issue(self, issue: IssueEvent, actor: str) -> Outcome:
+        if issue.is_pull:
+            return Outcome("ignored: a pull request's issue event")
+        live = await self.live_task(issue.repo, issue.number)
+        wanted = read_labels(issue.labels)
+        closing = issue.action == "closed" or issue.state == "closed"
+        if closing or issue.action == "label_cleared" or not wanted.wants_agent:
+            if live is None:
+                return Outcome("ignored: no agent label and no task")
+            why = f"issue #{issue.number} {issue.action}"
+            await self._tasks.cancel(live.task_id, actor, why)
+            return Outcome("cancelled", live.task_id)
+        if live is None:
+            return await self._create(issue, wanted, actor)
+        if live.state not in (TaskState.CREATED, TaskState.ASSIGNED):
+            return Outcome("unchanged: the task has started", live.task_id)
+        now = self._ctx.clock.now()
+
+        def reroute(t: Task) -> list[TaskEvent]:
+            if t.state not in (TaskState.CREATED, TaskState.ASSIGNED):
+                return []
+            return task_model.reroute(t, wanted.capabilities, wanted.priority, now, actor)
+
+        after = await decide_task(self._ctx, live.task_id, reroute)
+        changed = after.version != live.version
+        return Outcome("rerouted" if changed else "unchanged", live.task_id)
+
+    async def _create(self, issue: IssueEvent, wanted: IssueLabels, actor: str) -> Outcome:
+        task_id = new_task_id()
+        created = await self._tasks.create(
+            CreateTask(
+                title=issue.title[:500] or f"{issue.repo}#{issue.number}",
+                prompt=issue_prompt(issue.repo, issue.number, issue.title, issue.body, task_id),
+                required_capabilities=wanted.capabilities,
+                priority=wanted.priority,
+                source=Source(
+                    kind="forgejo", repo=issue.repo, issue_number=issue.number, url=issue.url
+                ),
+            ),
+            actor=actor,
+            task_id=task_id,
+        )
+        return Outcome("created", created.task_id)
+
+    async def live_task(self, repo: str, number: int) -> Task | None:
+        """The issue's one live task: not final, and not failed for good."""
+        for task in await self._ctx.store.list_tasks(TaskQuery(repo=repo, limit=500)):
+            if task.source.issue_number != number or task.state in FINAL_STATES:
+                continue
+            if task.state in RETRYABLE_STATES and task.retry_at is None:
+                continue
+            return task
+        return None
+
+    # --- pull requests --------------------------------------------------------------
+
+    async def _pull_request(self, pr: PullRequestEvent, actor: str) -> Outcome:
+        if not pr.branch.startswith(BRANCH_PREFIX):
+            return Outcome("ignored: not a task branch")
+        task_id = TaskId(pr.branch[len(BRANCH_PREFIX) :])
+        if pr.merged:
+            state = PrState.MERGED
+        else:
+            state = PrState.CLOSED if pr.state == "closed" else PrState.OPEN
+        update = PullRequest(url=pr.url, number=pr.number, state=state)
+        now, policy = self._ctx.clock.now(), self._ctx.options.retry
+        try:
+            after = await decide_task(
+                self._ctx, task_id, lambda t: task_model.update_pr(t, update, now, actor, policy)
+            )
+        except FleetError:
+            return Outcome("ignored: no such task")
+        return Outcome(f"pull request {state.value}", after.task_id)
