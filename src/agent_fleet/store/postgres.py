@@ -9,24 +9,25 @@ long-polls on all replicas (`PostgresTaskSignal`).
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from agent_fleet.codec import decode_agent, decode_event, decode_task, event_data, parse_ts, ts
+from agent_fleet.codec import decode_agent, decode_task, event_data, ts
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
 from agent_fleet.domain.events import AnyEvent, TaskEvent, type_name
-from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.reads import QueryReads
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ Conn = psycopg.AsyncConnection[Any]
 MIGRATION_LOCK = 7305512
 
 
-class PostgresEventStore:
+class PostgresEventStore(QueryReads):
     def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
         self.url = url
         self._pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
@@ -71,9 +72,6 @@ class PostgresEventStore:
             return await cur.fetchall()
 
         return await self._tx(fetch)
-
-    async def _tasks(self, name: str, params: dict[str, Any]) -> list[Task]:
-        return [decode_task(r[0]) for r in await self._rows(name, params)]
 
     async def close(self) -> None:
         if self._opened:
@@ -238,81 +236,6 @@ class PostgresEventStore:
     async def forget_delivery(self, delivery_id: str) -> None:
         await self._rows_void("forget_delivery", {"delivery_id": delivery_id})
 
-    # --- reads --------------------------------------------------------------------
-
-    async def get_task(self, task_id: TaskId) -> Task | None:
-        found = await self._tasks("get_task", {"task_id": task_id})
-        return found[0] if found else None
-
-    async def get_agent(self, agent_id: AgentId) -> Agent | None:
-        rows = await self._rows("get_agent", {"agent_id": agent_id})
-        return decode_agent(rows[0][0]) if rows else None
-
-    async def list_tasks(self, query: TaskQuery) -> list[Task]:
-        return await self._tasks(
-            "list_tasks",
-            {
-                "state": query.state.value if query.state else None,
-                "agent_id": query.agent_id,
-                "repo": query.repo,
-                "after_created": ts(query.after[0]) if query.after else None,
-                "after_id": query.after[1] if query.after else None,
-                "limit": query.limit,
-            },
-        )
-
-    async def list_agents(self, query: AgentQuery) -> list[Agent]:
-        rows = await self._rows(
-            "list_agents",
-            {
-                "status": query.status.value if query.status else None,
-                "mode": query.mode.value if query.mode else None,
-                "capability": query.capability,
-            },
-        )
-        return [decode_agent(r[0]) for r in rows]
-
-    async def held_tasks(self, agent_id: AgentId) -> list[Task]:
-        return await self._tasks("held_tasks", {"agent_id": agent_id})
-
-    async def running_counts(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in await self._rows("running_counts", {})}
-
-    async def count_tasks_by_state(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in await self._rows("count_by_state", {})}
-
-    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
-        return await self._tasks("timed_out", {"now": ts(now), "limit": limit})
-
-    async def retries_due(self, now: datetime, limit: int) -> list[Task]:
-        return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
-
-    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
-        rows = await self._rows("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
-        return [decode_agent(r[0]) for r in rows]
-
-    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
-        rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
-        return parse_ts(rows[0][0]) if rows else None
-
-    async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
-        return [_recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
-
-    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
-        after = 0
-        while True:
-            rows = await self._rows("events_after", {"after": after, "limit": batch})
-            for row in rows:
-                yield _recorded(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
-
-    async def all_projections(self) -> tuple[list[Task], list[Agent]]:
-        tasks = await self._tasks("all_tasks", {})
-        agents = [decode_agent(r[0]) for r in await self._rows("all_agents", {})]
-        return tasks, agents
-
 
 async def _append_in_tx(
     conn: Conn, events: Sequence[AnyEvent], known_tasks: dict[str, Task] | None = None
@@ -354,8 +277,3 @@ async def _append_in_tx(
     cur = await conn.execute(Q["insert_events"], {"n": len(events), "events": json.dumps(rows)})
     seqs = sorted(r[0] for r in await cur.fetchall())
     return [RecordedEvent(seq, event) for seq, event in zip(seqs, events, strict=True)]
-
-
-def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
-    seq, type_, stream, version, at, actor, data = row
-    return RecordedEvent(seq, decode_event(type_, stream, version, ts(at), actor, data))

@@ -9,7 +9,7 @@ instead of failing halfway through a transaction.
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,22 +18,21 @@ from typing import Any, TypeVar
 
 from agent_fleet.codec import (
     decode_agent,
-    decode_event,
     decode_task,
     event_data,
-    parse_ts,
     ts,
 )
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
 from agent_fleet.domain.events import AnyEvent, type_name
-from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.reads import QueryReads
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -41,7 +40,7 @@ Q = load_queries("sqlite")
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteEventStore:
+class SqliteEventStore(QueryReads):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self._synchronous = synchronous
@@ -227,84 +226,13 @@ class SqliteEventStore:
 
         await self._run(_forget)
 
-    # --- reads --------------------------------------------------------------------
-
-    async def get_task(self, task_id: TaskId) -> Task | None:
-        return await self._run(_get_task, task_id)
-
-    async def get_agent(self, agent_id: AgentId) -> Agent | None:
-        return await self._run(_get_agent, agent_id)
-
-    async def list_tasks(self, query: TaskQuery) -> list[Task]:
-        params = {
-            "state": query.state.value if query.state else None,
-            "agent_id": query.agent_id,
-            "repo": query.repo,
-            "after_created": ts(query.after[0]) if query.after else None,
-            "after_id": query.after[1] if query.after else None,
-            "limit": query.limit,
-        }
-        return await self._tasks("list_tasks", params)
-
-    async def list_agents(self, query: AgentQuery) -> list[Agent]:
-        params = {
-            "status": query.status.value if query.status else None,
-            "mode": query.mode.value if query.mode else None,
-            "capability": query.capability,
-        }
-        rows = await self._rows("list_agents", params)
-        return [decode_agent(r[0]) for r in rows]
-
-    async def held_tasks(self, agent_id: AgentId) -> list[Task]:
-        return await self._tasks("held_tasks", {"agent_id": agent_id})
-
-    async def running_counts(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in await self._rows("running_counts", {})}
-
-    async def count_tasks_by_state(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in await self._rows("count_by_state", {})}
-
-    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
-        return await self._tasks("timed_out", {"now": ts(now), "limit": limit})
-
-    async def retries_due(self, now: datetime, limit: int) -> list[Task]:
-        return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
-
-    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
-        rows = await self._rows("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
-        return [decode_agent(r[0]) for r in rows]
-
-    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
-        rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
-        return parse_ts(rows[0][0]) if rows else None
-
-    async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
-        rows = await self._rows("stream_events", {"stream": stream_id})
-        return [_recorded(r) for r in rows]
-
-    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
-        after = 0
-        while True:
-            rows = await self._rows("events_after", {"after": after, "limit": batch})
-            for row in rows:
-                yield _recorded(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
-
-    async def all_projections(self) -> tuple[list[Task], list[Agent]]:
-        tasks = await self._tasks("all_tasks", {})
-        agents = [decode_agent(r[0]) for r in await self._rows("all_agents", {})]
-        return tasks, agents
+    # --- reads: the shared QueryReads, run on the store's thread ---------------------
 
     async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         def _fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(Q[name], params).fetchall()
 
         return await self._run(_fetch)
-
-    async def _tasks(self, name: str, params: dict[str, Any]) -> list[Task]:
-        return [decode_task(r[0]) for r in await self._rows(name, params)]
 
 
 def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
@@ -342,11 +270,6 @@ def _append_in_tx(conn: sqlite3.Connection, events: Sequence[AnyEvent]) -> list[
 def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
     row = conn.execute(Q["log_head"], {"task_id": task_id, "attempt": attempt}).fetchone()
     return LogHead(row[0], row[1], bool(row[2])) if row else LogHead()
-
-
-def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
-    seq, type_, stream, version, at, actor, data = row
-    return RecordedEvent(seq, decode_event(type_, stream, version, at, actor, data))
 
 
 def _migrate(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,102 @@
+"""The read side every SQL store shares: named queries in, domain objects out.
+
+Both dialects name their queries and parameters alike, so a store only has to
+say how to run one (`_rows`); everything here is written once.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from agent_fleet.codec import decode_agent, decode_event, decode_task, parse_ts, ts
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.ids import AgentId, TaskId
+from agent_fleet.domain.task import Task
+from agent_fleet.ports import AgentQuery, RecordedEvent, TaskQuery
+
+
+class QueryReads(ABC):
+    @abstractmethod
+    async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]: ...
+
+    async def _tasks(self, name: str, params: dict[str, Any]) -> list[Task]:
+        return [decode_task(r[0]) for r in await self._rows(name, params)]
+
+    async def _agents(self, name: str, params: dict[str, Any]) -> list[Agent]:
+        return [decode_agent(r[0]) for r in await self._rows(name, params)]
+
+    async def get_task(self, task_id: TaskId) -> Task | None:
+        found = await self._tasks("get_task", {"task_id": task_id})
+        return found[0] if found else None
+
+    async def get_agent(self, agent_id: AgentId) -> Agent | None:
+        found = await self._agents("get_agent", {"agent_id": agent_id})
+        return found[0] if found else None
+
+    async def list_tasks(self, query: TaskQuery) -> list[Task]:
+        return await self._tasks(
+            "list_tasks",
+            {
+                "state": query.state.value if query.state else None,
+                "agent_id": query.agent_id,
+                "repo": query.repo,
+                "after_created": ts(query.after[0]) if query.after else None,
+                "after_id": query.after[1] if query.after else None,
+                "limit": query.limit,
+            },
+        )
+
+    async def list_agents(self, query: AgentQuery) -> list[Agent]:
+        return await self._agents(
+            "list_agents",
+            {
+                "status": query.status.value if query.status else None,
+                "mode": query.mode.value if query.mode else None,
+                "capability": query.capability,
+            },
+        )
+
+    async def held_tasks(self, agent_id: AgentId) -> list[Task]:
+        return await self._tasks("held_tasks", {"agent_id": agent_id})
+
+    async def running_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("running_counts", {})}
+
+    async def count_tasks_by_state(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._rows("count_by_state", {})}
+
+    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("timed_out", {"now": ts(now), "limit": limit})
+
+    async def retries_due(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
+
+    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
+        return await self._agents("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
+
+    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
+        rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
+        return parse_ts(rows[0][0]) if rows else None
+
+    async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
+        return [recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
+
+    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
+        after = 0
+        while True:
+            rows = await self._rows("events_after", {"after": after, "limit": batch})
+            for row in rows:
+                yield recorded(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    async def all_projections(self) -> tuple[list[Task], list[Agent]]:
+        return await self._tasks("all_tasks", {}), await self._agents("all_agents", {})
+
+
+def recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    seq, type_, stream, version, at, actor, data = row
+    text_at = at if isinstance(at, str) else ts(at)  # PostgreSQL hands back a datetime
+    return RecordedEvent(seq, decode_event(type_, stream, version, text_at, actor, data))
