@@ -164,6 +164,9 @@ def test_forged_unsigned_and_unknown_deliveries(
         comment = deliver(client, "issue_comment_created.json")
         assert comment.status_code == 202 and comment.json()["status"] == "ignored"
         assert client.get("/api/v1/tasks").json()["tasks"] == []
+        metrics = client.get("/metrics").text
+        assert 'agent_fleet_webhook_deliveries_total{result="refused"} 2.0' in metrics
+        assert 'agent_fleet_webhook_deliveries_total{result="ignored"} 1.0' in metrics
 
 
 def test_without_a_secret_webhooks_are_refused(server: ServerProcess) -> None:

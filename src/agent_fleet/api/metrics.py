@@ -43,6 +43,9 @@ class FleetMetrics:
             registry=r,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
         )
+        self.webhooks = PromCounter(
+            "agent_fleet_webhook_deliveries", "Forgejo deliveries by result", ["result"], registry=r
+        )
         self.http = Histogram(
             "agent_fleet_http_request_seconds",
             "HTTP request latency",

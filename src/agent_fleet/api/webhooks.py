@@ -1,5 +1,7 @@
 """`POST /api/v1/webhooks/forgejo`: verify over the raw body, dedupe, then act."""
 
+import json
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -12,6 +14,21 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"], responses=ERRORS)
 
 @router.post("/webhooks/forgejo", responses={202: {"description": "ignored or duplicate"}})
 async def forgejo_webhook(request: Request) -> JSONResponse:
+    counter = request.app.state.metrics.webhooks
+    try:
+        reply = await _handle(request)
+    except Unauthorized:
+        counter.labels(result="refused").inc()
+        raise
+    except Exception:
+        counter.labels(result="error").inc()
+        raise
+    status = str(json.loads(bytes(reply.body)).get("status", ""))
+    counter.labels(result=status.split(":")[0].split(" ")[0] or "unknown").inc()
+    return reply
+
+
+async def _handle(request: Request) -> JSONResponse:
     secret: str | None = request.app.state.webhook_secret
     if not secret:
         raise Unauthorized("webhooks are not configured: set [forgejo] webhook_secret")
