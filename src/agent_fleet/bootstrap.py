@@ -11,6 +11,7 @@ from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.forgejo.client import ForgejoClient
 from agent_fleet.ports import EventStore, TaskSignal
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
@@ -90,7 +91,17 @@ def build_fleet(
         signal=task_signal(settings),
         options=fleet_options(settings),
     )
-    return Fleet.assemble(ctx, allowed_repos=settings.forgejo.allowed_repos)
+    return Fleet.assemble(
+        ctx, allowed_repos=settings.forgejo.allowed_repos, forge=forge_client(settings)
+    )
+
+
+def forge_client(settings: Settings) -> ForgejoClient | None:
+    """The Forgejo API client, when both its URL and token are configured."""
+    forgejo = settings.forgejo
+    if not forgejo.url or forgejo.token is None:
+        return None
+    return ForgejoClient(forgejo.url, forgejo.token.get_secret_value())
 
 
 def build_app(

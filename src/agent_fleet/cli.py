@@ -38,6 +38,7 @@ from agent_fleet.config import (
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.logs import configure_logging
 from agent_fleet.services.copying import copy_events
+from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.rebuild import rebuild
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ def serve(config_path: Path | None, bind: str | None, port: int | None, log_form
 
 async def _serve(settings: Settings, source: Path | None) -> None:
     store, store_name = await open_store(settings)
+    fleet: Fleet | None = None
     try:
         metrics = FleetMetrics()
         fleet = build_fleet(store, settings, metrics)
@@ -124,6 +126,8 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             await server.serve()
             stop.set()
     finally:
+        if fleet is not None and fleet.forge is not None:
+            await fleet.forge.close()
         await store.close()
         log.info("agent-fleet stopped")
 

@@ -102,6 +102,13 @@ class EventStore(Protocol):
     async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None: ...
 
 
+class Forge(Protocol):
+    """The code forge people work in (Forgejo): only what the use cases ask of it."""
+
+    async def can_write(self, repo: str, user: str) -> bool: ...
+    async def close(self) -> None: ...
+
+
 class TaskSignal(Protocol):
     """Wakes long-polling dequeues when work may have become available."""
 

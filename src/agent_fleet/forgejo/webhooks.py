@@ -130,6 +130,7 @@ def to_event(payload: IssuePayload | PullRequestPayload) -> IssueEvent | PullReq
             url=issue.html_url or None,
             state=issue.state,
             labels=tuple(label.name for label in issue.labels),
+            sender=payload.sender.login,
             is_pull=issue.pull_request is not None,
         )
     pr = payload.pull_request

@@ -3,6 +3,7 @@
 import asyncio
 from dataclasses import dataclass
 
+from agent_fleet.ports import Forge
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
@@ -22,9 +23,12 @@ class Fleet:
     sweeper: Sweeper
     logs: LogService
     webhooks: WebhookService
+    forge: Forge | None
 
     @classmethod
-    def assemble(cls, ctx: Context, allowed_repos: list[str] | None = None) -> "Fleet":
+    def assemble(
+        cls, ctx: Context, allowed_repos: list[str] | None = None, forge: Forge | None = None
+    ) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
         return cls(
@@ -34,7 +38,8 @@ class Fleet:
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
             logs=LogService(ctx),
-            webhooks=WebhookService(ctx, tasks, allowed_repos or []),
+            webhooks=WebhookService(ctx, tasks, allowed_repos or [], forge),
+            forge=forge,
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:

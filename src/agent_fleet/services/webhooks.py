@@ -1,6 +1,7 @@
 """Forge events → task commands: labels make and re-route tasks, PRs move them along."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import FleetError
@@ -9,7 +10,7 @@ from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import FINAL_STATES, RETRYABLE_STATES, PrState, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import PullRequest, Source
-from agent_fleet.ports import TaskQuery
+from agent_fleet.ports import Forge, TaskQuery
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
 from agent_fleet.services.forge_prompt import issue_prompt
@@ -18,6 +19,7 @@ from agent_fleet.services.tasks import CreateTask, TaskService, new_task_id
 BRANCH_PREFIX = "task/"
 AGENT_LABEL = "agent:"
 PRIORITY_LABELS = {"priority:high": 10, "priority:low": -10}
+PERMISSION_CACHE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +34,7 @@ class IssueEvent:
     url: str | None
     state: str
     labels: tuple[str, ...]
+    sender: str = ""
     is_pull: bool = False
 
 
@@ -80,10 +83,30 @@ class Outcome:
 
 
 class WebhookService:
-    def __init__(self, ctx: Context, tasks: TaskService, allowed_repos: list[str]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        tasks: TaskService,
+        allowed_repos: list[str],
+        forge: Forge | None = None,
+    ) -> None:
         self._ctx = ctx
         self._tasks = tasks
         self._allowed = set(allowed_repos)
+        self._forge = forge
+        self._writers: dict[tuple[str, str], tuple[bool, datetime]] = {}
+
+    async def _may_trigger(self, repo: str, user: str) -> bool:
+        """Only people who can write to the repo set agents to work (cached briefly)."""
+        if self._forge is None:
+            return True  # no API configured: labelling already needs issue write access
+        now = self._ctx.clock.now()
+        cached = self._writers.get((repo, user))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        allowed = await self._forge.can_write(repo, user)
+        self._writers[(repo, user)] = (allowed, now + PERMISSION_CACHE)
+        return allowed
 
     async def handle(self, event: IssueEvent | PullRequestEvent, actor: str) -> Outcome:
         if self._allowed and event.repo not in self._allowed:
@@ -106,6 +129,8 @@ class WebhookService:
             why = f"issue #{issue.number} {issue.action}"
             await self._tasks.cancel(live.task_id, actor, why)
             return Outcome("cancelled", live.task_id)
+        if not await self._may_trigger(issue.repo, issue.sender):
+            return Outcome(f"ignored: {issue.sender or 'the sender'} has no write access")
         if live is None:
             return await self._create(issue, wanted, actor)
         if live.state not in (TaskState.CREATED, TaskState.ASSIGNED):
