@@ -86,14 +86,13 @@ def build_fleet(
 ) -> Fleet:
     ctx = Context(
         observe=metrics.observe if metrics else (lambda _events: None),
+        forge=forge_client(settings),
         store=store,
         clock=SystemClock(),
         signal=task_signal(settings),
         options=fleet_options(settings),
     )
-    return Fleet.assemble(
-        ctx, allowed_repos=settings.forgejo.allowed_repos, forge=forge_client(settings)
-    )
+    return Fleet.assemble(ctx, allowed_repos=settings.forgejo.allowed_repos)
 
 
 def forge_client(settings: Settings) -> ForgejoClient | None:

@@ -102,10 +102,23 @@ class EventStore(Protocol):
     async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgePull:
+    """A pull request as the forge reports it."""
+
+    number: int
+    url: str
+    head_branch: str
+    body: str
+    merged: bool
+    closed: bool
+
+
 class Forge(Protocol):
     """The code forge people work in (Forgejo): only what the use cases ask of it."""
 
     async def can_write(self, repo: str, user: str) -> bool: ...
+    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None: ...
     async def close(self) -> None: ...
 
 

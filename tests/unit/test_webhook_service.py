@@ -1,10 +1,20 @@
 """The webhook use case with a stand-in forge: only writers set agents to work."""
 
 import asyncio
-from datetime import UTC, datetime
+import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent_fleet.services.context import Context
+import pytest
+
+from agent_fleet.domain.ids import AgentId
+from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.domain.states import ReceiptStatus
+from agent_fleet.domain.values import Artifact, Receipt
+from agent_fleet.forgejo.client import ForgeError
+from agent_fleet.ports import ForgePull
+from agent_fleet.services.agents import RegisterAgent
+from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.webhooks import IssueEvent
@@ -50,8 +60,8 @@ def test_only_writers_trigger_work(tmp_path: Path) -> None:
         store = SqliteEventStore(tmp_path / "w.db")
         await store.migrate()
         forge = FakeForge({"carol"})
-        ctx = Context(store=store, clock=Clock(), signal=AsyncioTaskSignal())
-        fleet = Fleet.assemble(ctx, forge=forge)
+        ctx = Context(store=store, clock=Clock(), signal=AsyncioTaskSignal(), forge=forge)
+        fleet = Fleet.assemble(ctx)
         results = [
             (await fleet.webhooks.handle(issue("mallory"), "hook")).result,
             (await fleet.webhooks.handle(issue("mallory"), "hook")).result,
@@ -65,3 +75,89 @@ def test_only_writers_trigger_work(tmp_path: Path) -> None:
     assert results == ["ignored: mallory has no write access"] * 2 + ["created"]
     assert calls == 2, "the second answer for mallory came from the cache"
     assert created == 1
+
+
+class ForgeWithPulls(FakeForge):
+    def __init__(self, pulls: dict[int, ForgePull], down: bool = False) -> None:
+        super().__init__({"carol"})
+        self.pulls = pulls
+        self.down = down
+
+    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None:
+        if self.down:
+            raise ForgeError("GET pulls", "HTTP 502")
+        return self.pulls.get(number)
+
+
+def pull(number: int, branch: str, body: str = "") -> ForgePull:
+    return ForgePull(
+        number=number,
+        url=f"https://f.example/acme/widgets/pulls/{number}",
+        head_branch=branch,
+        body=body,
+        merged=False,
+        closed=False,
+    )
+
+
+def test_receipts_claiming_a_pr_are_checked_with_the_forge(tmp_path: Path) -> None:
+    async def run_case(pr_url: str, forge: ForgeWithPulls) -> tuple[str, str | None]:
+        store = SqliteEventStore(tmp_path / f"r{secrets.token_hex(3)}.db")
+        await store.migrate()
+        ctx = Context(
+            store=store,
+            clock=Clock(),
+            signal=AsyncioTaskSignal(),
+            forge=forge,
+            options=FleetOptions(retry=RetryPolicy(base_delay=timedelta(hours=1))),
+        )
+        fleet = Fleet.assemble(ctx)
+        made = await fleet.webhooks.handle(issue("carol"), "hook")
+        assert made.task_id is not None
+        await fleet.agents.register(
+            RegisterAgent(
+                agent_id="a",
+                agent_type="x",
+                hostname=None,
+                capabilities=("code:python",),
+                max_concurrency=1,
+            )
+        )
+        handout = await fleet.dequeue.dequeue("a", None, timedelta(0))
+        assert handout is not None
+        receipt = Receipt(
+            task_id=handout.task.task_id,
+            agent_id=AgentId("a"),
+            lease=handout.lease,
+            status=ReceiptStatus.COMPLETED,
+            artifacts=(Artifact(type="pr", url=pr_url),),
+        )
+        try:
+            task = await fleet.tasks.complete(handout.task.task_id, receipt)
+            return task.state.value, task.failure.message if task.failure else None
+        finally:
+            await store.close()
+
+    wrong_branch = asyncio.run(
+        run_case("https://f.example/acme/widgets/pulls/5", ForgeWithPulls({5: pull(5, "task/x")}))
+    )
+    assert wrong_branch[0] == "failed" and "not 'task/" in (wrong_branch[1] or "")
+    refs_issue = asyncio.run(
+        run_case(
+            "https://f.example/acme/widgets/pulls/5",
+            ForgeWithPulls({5: pull(5, "x", "Closes #12")}),
+        )
+    )
+    assert refs_issue == ("review_pending", None)
+    missing = asyncio.run(run_case("https://f.example/acme/widgets/pulls/9", ForgeWithPulls({})))
+    assert missing == ("failed", "pull request #9 does not exist")
+    elsewhere = asyncio.run(
+        run_case(
+            "https://f.example/evil/repo/pulls/5", ForgeWithPulls({5: pull(5, "x", "Closes #12")})
+        )
+    )
+    assert elsewhere[0] == "failed" and "evil/repo" in (elsewhere[1] or "")
+    with pytest.raises(ForgeError):
+        asyncio.run(
+            run_case("https://f.example/acme/widgets/pulls/5", ForgeWithPulls({}, down=True))
+        )

@@ -14,6 +14,7 @@ import structlog
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.domain.states import PrState
 from agent_fleet.domain.values import PullRequest
+from agent_fleet.ports import ForgePull
 
 log = structlog.get_logger("agent_fleet.forgejo")
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})
@@ -100,6 +101,21 @@ class ForgejoClient:
         )
         return PullRequest(
             url=str(data.get("html_url", "")), number=int(data["number"]), state=state
+        )
+
+    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None:
+        reply = await self._call("GET", f"{_repo_path(repo)}/pulls/{int(number)}")
+        if reply.status_code == 404:
+            return None
+        data = reply.json()
+        head = data.get("head") or {}
+        return ForgePull(
+            number=int(data["number"]),
+            url=str(data.get("html_url", "")),
+            head_branch=str(head.get("label") or head.get("ref") or ""),
+            body=str(data.get("body") or ""),
+            merged=bool(data.get("merged")),
+            closed=data.get("state") == "closed",
         )
 
     async def comment(self, repo: str, number: int, body: str) -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.ports import Clock, EventStore, TaskSignal
+from agent_fleet.ports import Clock, EventStore, Forge, TaskSignal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +33,8 @@ class Context:
     options: FleetOptions = field(default_factory=FleetOptions)
     #: Told of every appended event, after its commit (metrics); must not raise.
     observe: Callable[[Sequence[AnyEvent]], None] = lambda _events: None
+    #: The code forge's API, when configured (Forgejo url and token).
+    forge: Forge | None = None
 
 
 async def append(ctx: Context, events: Sequence[AnyEvent]) -> None:

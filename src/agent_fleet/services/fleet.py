@@ -26,9 +26,7 @@ class Fleet:
     forge: Forge | None
 
     @classmethod
-    def assemble(
-        cls, ctx: Context, allowed_repos: list[str] | None = None, forge: Forge | None = None
-    ) -> "Fleet":
+    def assemble(cls, ctx: Context, allowed_repos: list[str] | None = None) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
         return cls(
@@ -38,8 +36,8 @@ class Fleet:
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
             logs=LogService(ctx),
-            webhooks=WebhookService(ctx, tasks, allowed_repos or [], forge),
-            forge=forge,
+            webhooks=WebhookService(ctx, tasks, allowed_repos or [], ctx.forge),
+            forge=ctx.forge,
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:

@@ -20,6 +20,7 @@ from agent_fleet.domain.values import Receipt, Source
 from agent_fleet.ports import RecordedEvent, TaskQuery
 from agent_fleet.services.commit import decide_task, fold, load_task
 from agent_fleet.services.context import Context, append
+from agent_fleet.services.receipts import check_receipt
 
 OPERATOR = "operator"
 
@@ -149,6 +150,21 @@ class TaskService:
         task_model.check_holder(task, receipt.agent_id, receipt.lease)
         if not task.is_held and _same_receipt(task, receipt):
             return task  # a repeated delivery of the receipt that ended this attempt
+        verdict = await check_receipt(task, receipt, self._ctx.forge)
+        if not verdict.valid:
+            return await decide_task(
+                self._ctx,
+                task_id,
+                lambda t: task_model.fail(
+                    t,
+                    FailureReason.RECEIPT_INVALID,
+                    verdict.reason,
+                    now,
+                    receipt.agent_id,
+                    self._ctx.options.retry,
+                    receipt=receipt,
+                ),
+            )
         return await decide_task(
             self._ctx,
             task_id,

@@ -77,6 +77,7 @@ ORDER BY retry_at LIMIT :limit
 -- Only pull agents heartbeat; ssh_cli agents' liveness is their processes.
 SELECT a.body FROM agents a LEFT JOIN agent_heartbeats h ON h.agent_id = a.agent_id
 WHERE a.status = 'online' AND a.mode = 'http_pull' AND coalesce(h.at, '') < :cutoff
+ORDER BY a.agent_id
 LIMIT :limit
 
 -- name: record_heartbeat
