@@ -273,28 +273,33 @@ def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-    applied = 0
-    for number, name, sql in load_migrations("sqlite"):
-        if number in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    """Apply every pending migration in one write transaction.
+
+    The applied versions are read inside that transaction: two processes
+    starting on one file at once take turns, and the second finds nothing to do.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        applied = 0
+        for number, name, sql in load_migrations("sqlite"):
+            if number in done:
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (number, name, ts(datetime.now(UTC))),
             )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        applied += 1
+            applied += 1
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     return applied
 
 
