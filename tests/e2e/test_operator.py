@@ -152,3 +152,18 @@ def test_requests_are_logged_with_ids_and_no_secrets(
     assert "request_id=trace-42" in log and "route=/api/v1/tasks" in log
     for secret in (ADMIN_TOKEN, PULL_TOKEN, token):
         assert secret not in log
+
+
+def test_an_unusable_database_path_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    config.write_text(f'[orchestrator]\ndb_path = "{blocker}/fleet.db"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_fleet", "serve", "--config", str(config), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Error: sqlite store at" in result.stderr and "Traceback" not in result.stderr

@@ -56,7 +56,7 @@ class SqliteEventStore(QueryReads):
     def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
             return fn(self._connection(), *args)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:  # OSError: the file's directory is unusable
             raise StoreError(f"sqlite store at {self.path}: {e}") from e
 
     def _connection(self) -> sqlite3.Connection:
