@@ -5,7 +5,9 @@
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from agent_fleet.ports import EventStore
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+NEVER = datetime.min.replace(tzinfo=UTC)  # the heartbeat of an agent that never beat
 LogKey = tuple[str, int]
 
 
@@ -52,7 +55,7 @@ class InMemoryEventStore:
         return 0  # nothing to migrate: the schema is this class
 
     async def close(self) -> None:
-        return None
+        """Nothing to release."""
 
     # --- writes -------------------------------------------------------------------
 
@@ -64,10 +67,7 @@ class InMemoryEventStore:
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async with self._lock:
-            held = sum(
-                1 for t in self._tasks.values() if t.agent_id == agent.agent_id and t.is_held
-            )
-            if held >= agent.max_concurrency:
+            if len(self._held(agent.agent_id)) >= agent.max_concurrency:
                 return None
             caps = set(agent.capabilities)
             open_tasks = [
@@ -129,11 +129,9 @@ class InMemoryEventStore:
     ) -> tuple[bytes, LogHead]:
         async with self._lock:
             key = (task_id, attempt)
-            chunks = self._log_chunks.get(key, [])
-            kept = b"".join(chunk for start, chunk in chunks if start + len(chunk) > offset)
-            first = next((start for start, chunk in chunks if start + len(chunk) > offset), 0)
-            data = kept[max(0, offset - first) :][:max_bytes]
-            return data, self._log_heads.get(key, LogHead())
+            # Chunks are contiguous from 0 (each starts where the kept log ended).
+            kept = b"".join(chunk for _, chunk in self._log_chunks.get(key, []))
+            return kept[max(0, offset) :][:max_bytes], self._log_heads.get(key, LogHead())
 
     async def record_delivery(
         self, delivery_id: str, content_key: str, event: str, at: datetime
@@ -181,21 +179,18 @@ class InMemoryEventStore:
         ]
 
     async def held_tasks(self, agent_id: AgentId) -> list[Task]:
+        return self._held(agent_id)
+
+    def _held(self, agent_id: str) -> list[Task]:
         held = [t for t in self._tasks.values() if t.agent_id == agent_id and t.is_held]
         return sorted(held, key=lambda t: (t.created_at, t.task_id))
 
     async def running_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for t in self._tasks.values():
-            if t.agent_id is not None and t.is_held:
-                counts[t.agent_id] = counts.get(t.agent_id, 0) + 1
-        return counts
+        held = (t.agent_id for t in self._tasks.values() if t.is_held and t.agent_id is not None)
+        return dict(Counter(held))
 
     async def count_tasks_by_state(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for t in self._tasks.values():
-            counts[t.state.value] = counts.get(t.state.value, 0) + 1
-        return counts
+        return dict(Counter(t.state.value for t in self._tasks.values()))
 
     async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]:
         deadlines = {
@@ -215,14 +210,12 @@ class InMemoryEventStore:
         return sorted(due, key=lambda t: (t.retry_at or now, t.task_id))[:limit]
 
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
-        def is_stale(a: Agent) -> bool:
-            beat = self._beats.get(a.agent_id)
-            return beat is None or beat < cutoff
-
         return [
             a
             for a in sorted(self._agents.values(), key=lambda a: a.agent_id)
-            if a.status is AgentStatus.ONLINE and a.mode is AgentMode.HTTP_PULL and is_stale(a)
+            if a.status is AgentStatus.ONLINE
+            and a.mode is AgentMode.HTTP_PULL
+            and self._beats.get(a.agent_id, NEVER) < cutoff
         ][:limit]
 
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
@@ -245,22 +238,12 @@ class InMemoryEventStore:
         return tasks, sorted(self._agents.values(), key=lambda a: a.agent_id)
 
 
-class FixedClock:
-    """A clock that always says the same time."""
-
-    def __init__(self, at: datetime = EPOCH) -> None:
-        _require_aware(at)
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 class ManualClock:
-    """A clock that moves only when the test says so."""
+    """A clock that moves only when the test says so (`advance`); starts at 2026-01-01 UTC."""
 
     def __init__(self, start: datetime = EPOCH) -> None:
-        _require_aware(start)
+        if start.tzinfo is None:
+            raise ValueError(f"naive datetime {start}: the fleet keeps time in UTC")
         self._now = start
 
     def now(self) -> datetime:
@@ -273,9 +256,14 @@ class ManualClock:
         return self._now
 
 
-def _require_aware(moment: datetime) -> None:
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment}: the fleet keeps time in UTC")
+@dataclass(frozen=True, slots=True)
+class FixedClock:
+    """A clock that always says the same time."""
+
+    at: datetime = EPOCH
+
+    def now(self) -> datetime:
+        return self.at
 
 
 if TYPE_CHECKING:  # mypy proves the fake satisfies the port

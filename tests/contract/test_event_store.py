@@ -737,9 +737,9 @@ async def test_sqlite_data_survives_closing_and_reopening(tmp_path: Path) -> Non
 
 async def test_sqlite_two_stores_migrating_one_file_at_once_both_succeed(tmp_path: Path) -> None:
     path = tmp_path / "fleet.db"
-    # Hold the write lock until both stores have read the (empty) list of applied
-    # migrations. WAL is set first: two connections switching a new file to WAL at
-    # once is a second, separate way to fail ("database is locked").
+    # Hold the write lock until both stores are under way: each must read the applied
+    # versions inside its own write transaction. WAL is set first: switching a new file
+    # to WAL is a separate way to fail (see the next test).
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("PRAGMA journal_mode = WAL")
     holder.execute(SCHEMA_MIGRATIONS)
@@ -754,6 +754,22 @@ async def test_sqlite_two_stores_migrating_one_file_at_once_both_succeed(tmp_pat
         await s.close()
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sorted(results) == [0, len(load_migrations("sqlite"))]  # type: ignore[type-var]
+
+
+async def test_sqlite_opening_a_new_file_waits_for_another_writer(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA user_version = 1")  # the file exists, still in rollback-journal mode
+    writer.execute("BEGIN IMMEDIATE")
+    store = SqliteEventStore(path)
+    opening = asyncio.create_task(store.migrate())
+    await asyncio.sleep(0.3)  # well inside busy_timeout (10 s): the store should be waiting
+    writer.execute("COMMIT")
+    writer.close()
+    try:
+        assert await opening == len(load_migrations("sqlite"))
+    finally:
+        await store.close()
 
 
 # --- the fake against the real thing --------------------------------------------------

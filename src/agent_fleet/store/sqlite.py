@@ -9,6 +9,7 @@ instead of failing halfway through a transaction.
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -64,7 +65,7 @@ class SqliteEventStore(QueryReads):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             # FULL: a committed transaction survives power loss, not only a crash.
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._conn = conn
@@ -270,6 +271,19 @@ def _append_in_tx(conn: sqlite3.Connection, events: Sequence[AnyEvent]) -> list[
 def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
     row = conn.execute(Q["log_head"], {"task_id": task_id, "attempt": attempt}).fetchone()
     return LogHead(row[0], row[1], bool(row[2])) if row else LogHead()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other writers: SQLite does not apply busy_timeout here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
