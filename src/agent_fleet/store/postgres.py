@@ -27,7 +27,7 @@ from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
-from agent_fleet.store.reads import QueryReads
+from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -205,14 +205,8 @@ class PostgresEventStore(QueryReads):
         key = {"task_id": task_id, "attempt": attempt}
         heads = await self._rows("log_head", key)
         head = LogHead(heads[0][0], heads[0][1], heads[0][2]) if heads else LogHead()
-        parts, size = [], 0
-        for start, chunk in await self._rows("read_log_chunks", {**key, "offset": offset}):
-            piece = bytes(chunk)[max(0, offset - start) :]
-            parts.append(piece)
-            size += len(piece)
-            if size >= max_bytes:
-                break
-        return b"".join(parts)[:max_bytes], head
+        chunks = await self._rows("read_log_chunks", {**key, "offset": offset})
+        return join_chunks(chunks, offset, max_bytes), head
 
     async def record_delivery(
         self, delivery_id: str, content_key: str, event: str, at: datetime

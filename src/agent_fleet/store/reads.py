@@ -5,7 +5,7 @@ say how to run one (`_rows`); everything here is written once.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -100,3 +100,15 @@ def recorded(row: tuple[Any, ...]) -> RecordedEvent:
     seq, type_, stream, version, at, actor, data = row
     text_at = at if isinstance(at, str) else ts(at)  # PostgreSQL hands back a datetime
     return RecordedEvent(seq, decode_event(type_, stream, version, text_at, actor, data))
+
+
+def join_chunks(chunks: Iterable[tuple[Any, ...]], offset: int, max_bytes: int) -> bytes:
+    """Stored log chunks `(start, data)` in order, as bytes from `offset`, at most `max_bytes`."""
+    parts, size = [], 0
+    for start, chunk in chunks:
+        piece = bytes(chunk)[max(0, offset - start) :]
+        parts.append(piece)
+        size += len(piece)
+        if size >= max_bytes:
+            break
+    return b"".join(parts)[:max_bytes]

@@ -33,7 +33,7 @@ from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
-from agent_fleet.store.reads import QueryReads
+from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -193,15 +193,8 @@ class SqliteEventStore(QueryReads):
         def _read(conn: sqlite3.Connection) -> tuple[bytes, LogHead]:
             head = _log_head(conn, task_id, attempt)
             key = {"task_id": task_id, "attempt": attempt, "offset": offset}
-            parts = []
-            size = 0
-            for start, chunk in conn.execute(Q["read_log_chunks"], key):
-                piece = bytes(chunk)[max(0, offset - start) :]
-                parts.append(piece)
-                size += len(piece)
-                if size >= max_bytes:
-                    break
-            return b"".join(parts)[:max_bytes], head
+            chunks = conn.execute(Q["read_log_chunks"], key)
+            return join_chunks(chunks, offset, max_bytes), head
 
         return await self._run(_read)
 
