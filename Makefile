@@ -23,12 +23,14 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## system-deps: Debian packages the tests use (Chromium for the dashboard), when root
+## system-deps: Debian packages the tests use (Chromium for the dashboard, OpenSSH's sshd
+## for ssh_cli), installed when root
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "note: install Debian's chromium to run the browser tests (they skip without it)"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium openssh-server openssh-client; \
+	  else echo "note: install Debian's chromium and openssh-server to run the browser and SSH tests (they skip without them)"; fi; }
 
 ## lint: ruff, mypy --strict on src, import-linter's layer contracts
 lint: $(STAMP)
@@ -39,6 +41,7 @@ lint: $(STAMP)
 
 ## bench: the benchmark suite (figures into bench/results/)
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench $(ARGS)
 
 clean:
