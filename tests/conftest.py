@@ -7,10 +7,15 @@ reason when none does; in CI (CI=true) a missing server fails the run.
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from tests.sshd import SshServer
 
 ADMIN_URL = os.environ.get("AGENT_FLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -44,3 +49,19 @@ def pg_url(pg_database: str) -> str:
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return f"{pg_database}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SshServer"]:
+    """A real sshd on a loopback port for the ssh_cli tests (skipped without OpenSSH
+    outside CI; in CI a missing sshd fails the run)."""
+    from tests.sshd import SSHD, SshServer
+
+    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+        reason = "OpenSSH server not installed (Debian: apt-get install openssh-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the SSH tests")
+        pytest.skip(reason)
+    server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

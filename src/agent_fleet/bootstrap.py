@@ -11,9 +11,13 @@ from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.execution.shell import LocalShell, Shell
+from agent_fleet.execution.ssh import SshShell, SshTarget
 from agent_fleet.forgejo.client import ForgejoClient
+from agent_fleet.hosts.runner import Host, HostRunner
 from agent_fleet.ports import EventStore, TaskSignal
 from agent_fleet.services.context import Context, FleetOptions
+from agent_fleet.services.dispatch import Slot
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.store.postgres import PostgresEventStore
@@ -78,6 +82,9 @@ def fleet_options(settings: Settings) -> FleetOptions:
         long_poll_max=timedelta(seconds=settings.server.long_poll_max_secs),
         sweep_interval=timedelta(seconds=orch.sweep_interval_secs),
         log_limit_bytes=settings.server.max_log_bytes,
+        dispatch_interval=timedelta(seconds=orch.dispatch_interval_secs),
+        ssh_poll_interval=timedelta(seconds=orch.ssh_poll_interval_secs),
+        keep_failed_workspaces_days=orch.keep_failed_workspaces_days,
     )
 
 
@@ -92,7 +99,62 @@ def build_fleet(
         signal=task_signal(settings),
         options=fleet_options(settings),
     )
-    return Fleet.assemble(ctx, allowed_repos=settings.forgejo.allowed_repos)
+    return Fleet.assemble(
+        ctx,
+        allowed_repos=settings.forgejo.allowed_repos,
+        hosts=host_runner(settings) if settings.hosts else None,
+        slots=host_slots(settings),
+    )
+
+
+def host_slots(settings: Settings) -> list[Slot]:
+    return [
+        Slot(
+            host_id=host.host_id,
+            hostname=host.hostname,
+            agent_type=agent.agent_type,
+            capabilities=tuple(dict.fromkeys(agent.capabilities)),
+            max_concurrency=agent.max_concurrency,
+        )
+        for host in settings.hosts
+        for agent in host.agents
+    ]
+
+
+def host_runner(settings: Settings) -> HostRunner:
+    """The `[[hosts]]`: a local shell for `localhost`, else one SSH connection each."""
+    hosts = []
+    for host in settings.hosts:
+        shell: Shell
+        if host.hostname == "localhost":
+            shell = LocalShell()
+        else:
+            shell = SshShell(
+                SshTarget(
+                    hostname=host.hostname,
+                    port=host.ssh_port,
+                    user=host.ssh_user,
+                    key_path=host.ssh_key_path,
+                    known_hosts=host.known_hosts,
+                    connect_timeout=host.connect_timeout_secs,
+                )
+            )
+        hosts.append(Host(host_id=host.host_id, shell=shell, work_dir=host.work_dir))
+    return HostRunner(
+        hosts,
+        server_url=public_url(settings),
+        commands={name: list(t.command) for name, t in settings.agent_types.items()},
+        git_base_url=settings.forgejo.url,
+    )
+
+
+def public_url(settings: Settings) -> str:
+    server = settings.server
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    host = "127.0.0.1" if server.bind in ("0.0.0.0", "::", "") else server.bind  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{server.port}"
 
 
 def forge_client(settings: Settings) -> ForgejoClient | None:

@@ -128,6 +128,8 @@ async def _serve(settings: Settings, source: Path | None) -> None:
     finally:
         if fleet is not None and fleet.forge is not None:
             await fleet.forge.close()
+        if fleet is not None and fleet.hosts is not None:
+            await fleet.hosts.close()
         await store.close()
         log.info("agent-fleet stopped")
 

@@ -44,6 +44,8 @@ class ServerConfig(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     long_poll_max_secs: float = Field(default=30.0, gt=0, le=300)
     max_log_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # How agent CLIs on ssh_cli hosts reach us (AGENT_FLEET_URL); default http://bind:port.
+    public_url: str | None = None
 
 
 class ForgejoConfig(Section):
@@ -67,6 +69,7 @@ class OrchestratorConfig(Section):
     retry_backoff_max_secs: float = Field(default=600.0, ge=0)
     sweep_interval_secs: float = Field(default=1.0, gt=0)
     keep_failed_workspaces_days: int = Field(default=7, ge=0)
+    ssh_poll_interval_secs: float = Field(default=2.0, gt=0)
 
 
 class HostAgentConfig(Section):
@@ -83,6 +86,9 @@ class HostConfig(Section):
     ssh_key_path: str | None = None
     work_dir: str = Field(min_length=1)
     agents: list[HostAgentConfig] = Field(default_factory=list)
+    # None: the user's ~/.ssh/known_hosts. Host keys are always verified.
+    known_hosts: str | None = None
+    connect_timeout_secs: float = Field(default=10.0, gt=0)
 
 
 class AgentTypeConfig(Section):

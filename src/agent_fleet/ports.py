@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from agent_fleet.domain.agent import Agent
@@ -16,6 +17,7 @@ from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
+from agent_fleet.domain.values import Artifact, Usage
 
 
 class Clock(Protocol):
@@ -128,3 +130,66 @@ class TaskSignal(Protocol):
     def notify(self) -> None: ...
     async def run(self, stop: asyncio.Event) -> None: ...
     async def wait(self, timeout: float) -> bool: ...  # noqa: ASYNC109 -- a plain wait with a bound
+
+
+# --- ssh_cli: runs the orchestrator starts on its configured hosts -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """One attempt of one task on one host: the identity of a detached run."""
+
+    host_id: str
+    task_id: TaskId
+    attempt: int
+
+
+class RunPhase(StrEnum):
+    PREPARING = "preparing"  # workspace being set up, process not started yet
+    ALIVE = "alive"
+    EXITED = "exited"  # the CLI ended and its exit code is recorded
+    VANISHED = "vanished"  # no process and no exit code: killed hard, or the host rebooted
+
+
+@dataclass(frozen=True, slots=True)
+class HostRun:
+    key: RunKey
+    phase: RunPhase
+    exit_code: int | None
+    age_secs: int  # since the run last changed (directory mtime)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOrder:
+    key: RunKey
+    agent_id: AgentId
+    agent_type: str
+    prompt: str
+    repo: str | None
+    branch: str
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """What a finished run left: the receipt it wrote, else what its adapter read."""
+
+    completed: bool
+    summary: str
+    error: str | None = None
+    artifacts: tuple[Artifact, ...] = ()
+    usage: Usage | None = None
+
+
+class HostRuns(Protocol):
+    """Detached agent-CLI runs on the `[[hosts]]`. Every call may raise HostUnreachable;
+    `launch` also LaunchFailed."""
+
+    async def launch(self, order: RunOrder) -> None: ...
+    async def survey(self, host_id: str) -> list[HostRun]: ...
+    async def read_log(self, key: RunKey, offset: int, limit: int) -> bytes: ...
+    async def result(self, key: RunKey, agent_type: str, exit_code: int | None) -> RunResult: ...
+    async def stop(self, key: RunKey) -> None: ...
+    async def remove(self, key: RunKey) -> None: ...
+    async def purge(self, host_id: str, older_than_days: int) -> None: ...
+    async def close(self) -> None: ...

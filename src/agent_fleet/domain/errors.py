@@ -96,3 +96,15 @@ class InvalidInput(FleetError):
 
 class StoreError(FleetError):
     pass
+
+
+class HostUnreachable(FleetError):
+    """An ssh_cli host did not answer (connection refused, timed out, auth failed)."""
+
+    def __init__(self, host_id: str, reason: str) -> None:
+        super().__init__(f"host {host_id} unreachable: {reason}")
+        self.host_id = host_id
+
+
+class LaunchFailed(FleetError):
+    """The host answered, but the run could not be set up or started (clone, missing CLI)."""

@@ -19,6 +19,9 @@ class FleetOptions:
     long_poll_max: timedelta = timedelta(seconds=30)
     sweep_interval: timedelta = timedelta(seconds=1)
     log_limit_bytes: int = 10 * 1024 * 1024
+    dispatch_interval: timedelta = timedelta(seconds=10)
+    ssh_poll_interval: timedelta = timedelta(seconds=2)
+    keep_failed_workspaces_days: int = 7
 
     @property
     def heartbeat_timeout(self) -> timedelta:

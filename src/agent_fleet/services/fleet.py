@@ -3,10 +3,11 @@
 import asyncio
 from dataclasses import dataclass
 
-from agent_fleet.ports import Forge
+from agent_fleet.ports import Forge, HostRuns
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
+from agent_fleet.services.dispatch import Dispatcher, Slot
 from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
 from agent_fleet.services.sweeps import Sweeper
@@ -24,11 +25,24 @@ class Fleet:
     logs: LogService
     webhooks: WebhookService
     forge: Forge | None
+    dispatcher: Dispatcher | None = None
+    hosts: HostRuns | None = None
 
     @classmethod
-    def assemble(cls, ctx: Context, allowed_repos: list[str] | None = None) -> "Fleet":
+    def assemble(
+        cls,
+        ctx: Context,
+        allowed_repos: list[str] | None = None,
+        hosts: HostRuns | None = None,
+        slots: list[Slot] | None = None,
+    ) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
+        dispatcher = (
+            Dispatcher(ctx, tasks, hosts, slots or [], ctx.options.keep_failed_workspaces_days)
+            if hosts is not None
+            else None
+        )
         return cls(
             ctx=ctx,
             tasks=tasks,
@@ -38,6 +52,8 @@ class Fleet:
             logs=LogService(ctx),
             webhooks=WebhookService(ctx, tasks, allowed_repos or [], ctx.forge),
             forge=ctx.forge,
+            dispatcher=dispatcher,
+            hosts=hosts,
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:
@@ -48,3 +64,26 @@ class Fleet:
             group.create_task(run_every("heartbeats", self.sweeper.detect_lost_agents, every, stop))
             group.create_task(run_every("retries", self.sweeper.run_due_retries, every, stop))
             group.create_task(self.ctx.signal.run(stop))
+            if self.dispatcher is not None:
+                group.create_task(self._run_hosts(self.dispatcher, stop))
+
+    async def _run_hosts(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        """ssh_cli: slots registered, then placing tasks and following runs until stop."""
+        options = self.ctx.options
+        await dispatcher.register_slots()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    run_every(
+                        "dispatch",
+                        dispatcher.dispatch,
+                        options.dispatch_interval,
+                        stop,
+                        wake=self.ctx.signal,
+                    )
+                )
+                group.create_task(
+                    run_every("runs", dispatcher.watch, options.ssh_poll_interval, stop)
+                )
+        finally:
+            await dispatcher.drain_launches()

@@ -6,13 +6,21 @@ from datetime import timedelta
 
 import structlog
 
+from agent_fleet.ports import TaskSignal
+
 log = structlog.get_logger("agent_fleet.loops")
 
 Tick = Callable[[], Awaitable[int]]
 
 
-async def run_every(name: str, tick: Tick, interval: timedelta, stop: asyncio.Event) -> None:
-    """Call `tick` every `interval` until `stop` is set.
+async def run_every(
+    name: str,
+    tick: Tick,
+    interval: timedelta,
+    stop: asyncio.Event,
+    wake: TaskSignal | None = None,
+) -> None:
+    """Call `tick` every `interval` (and at once on `wake`, when given) until `stop` is set.
 
     A tick that raises is logged and retried at the next interval, so a passing
     store error does not end the duty; an error in the loop itself (a bug)
@@ -26,8 +34,16 @@ async def run_every(name: str, tick: Tick, interval: timedelta, stop: asyncio.Ev
         else:
             if done:
                 log.info("loop tick", loop=name, changed=done)
-        try:
-            async with asyncio.timeout(interval.total_seconds()):
-                await stop.wait()
-        except TimeoutError:
-            pass
+        await _pause(interval.total_seconds(), stop, wake)
+
+
+async def _pause(seconds: float, stop: asyncio.Event, wake: TaskSignal | None) -> None:
+    waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait(seconds)))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)

@@ -1,0 +1,218 @@
+"""`HostRuns` for the configured `[[hosts]]`: agent CLIs started detached in per-attempt
+workspaces, found again by surveying each host's work dir (so a restart loses nothing)."""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.base import RunSpec, tail
+from agent_fleet.domain.errors import HostUnreachable, LaunchFailed
+from agent_fleet.domain.ids import TaskId
+from agent_fleet.domain.states import ReceiptStatus
+from agent_fleet.domain.values import Artifact, Usage
+from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run_paths
+from agent_fleet.execution.shell import Shell, ShellError
+from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+
+OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON comes last)
+RECEIPT_MAX_BYTES = 1024 * 1024
+STOP_GRACE_SECS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    host_id: str
+    shell: Shell
+    work_dir: str
+
+
+class _WrittenArtifact(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["pr", "commit"]
+    url: str | None = Field(default=None, max_length=2000)
+    sha: str | None = Field(default=None, max_length=100)
+    branch: str | None = Field(default=None, max_length=300)
+
+
+class _WrittenUsage(BaseModel):
+    tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+
+
+class _WrittenReceipt(BaseModel):
+    """A receipt the CLI wrote to AGENT_FLEET_RECEIPT_FILE (the API's receipt fields)."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: ReceiptStatus = ReceiptStatus.COMPLETED
+    summary: str = Field(default="", max_length=100_000)
+    artifacts: list[_WrittenArtifact] = Field(default_factory=list, max_length=100)
+    error: str | None = Field(default=None, max_length=100_000)
+    usage: _WrittenUsage | None = None
+
+
+class HostRunner:
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        *,
+        server_url: str,
+        commands: Mapping[str, list[str]],
+        git_base_url: str | None,
+        stop_grace_secs: float = STOP_GRACE_SECS,
+    ) -> None:
+        self._runs = {h.host_id: DetachedRuns(h.shell, h.work_dir) for h in hosts}
+        self._server_url = server_url
+        self._commands = dict(commands)
+        self._git_base_url = git_base_url.rstrip("/") if git_base_url else None
+        self._stop_grace = stop_grace_secs
+
+    def _host(self, host_id: str) -> DetachedRuns:
+        return self._runs[host_id]
+
+    def _paths(self, key: RunKey) -> RunPaths:
+        return run_paths(self._host(key.host_id).work_dir, key.task_id, key.attempt)
+
+    async def launch(self, order: RunOrder) -> None:
+        key = order.key
+        runs = self._host(key.host_id)
+        paths = self._paths(key)
+        clone = (
+            f"{self._git_base_url}/{order.repo}.git" if order.repo and self._git_base_url else None
+        )
+        adapter = adapter_for(order.agent_type, self._commands.get(order.agent_type))
+        spec = RunSpec(
+            workspace=paths.work,
+            prompt_file=paths.prompt_file,
+            receipt_file=paths.receipt_file,
+            task_id=key.task_id,
+            branch=order.branch,
+            repo=order.repo,
+        )
+        env = {
+            "AGENT_FLEET_TASK_ID": key.task_id,
+            "AGENT_FLEET_ATTEMPT": str(key.attempt),
+            "AGENT_FLEET_REPO": order.repo or "",
+            "AGENT_FLEET_BRANCH": order.branch,
+            "AGENT_FLEET_PROMPT_FILE": paths.prompt_file,
+            "AGENT_FLEET_RECEIPT_FILE": paths.receipt_file,
+            "AGENT_FLEET_URL": self._server_url,
+            "AGENT_FLEET_LEASE": order.lease,
+            "AGENT_FLEET_AGENT_ID": order.agent_id,
+        }
+        try:
+            await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch)
+            await runs.launch(paths, adapter.argv(spec), env)
+        except ShellError as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
+        except (RunError, ValueError) as e:
+            raise LaunchFailed(str(e)) from e
+
+    async def survey(self, host_id: str) -> list[HostRun]:
+        try:
+            seen = await self._host(host_id).survey()
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(host_id, str(e)) from e
+        return [
+            HostRun(
+                key=RunKey(host_id, TaskId(run.task_id), run.attempt),
+                phase=RunPhase(run.state.value),
+                exit_code=run.exit_code,
+                age_secs=run.age_secs,
+            )
+            for run in seen
+        ]
+
+    async def read_log(self, key: RunKey, offset: int, limit: int) -> bytes:
+        paths = self._paths(key)
+        try:
+            data = await self._host(key.host_id).read_from(paths.log_file, offset, limit)
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
+        return data or b""
+
+    async def result(self, key: RunKey, agent_type: str, exit_code: int | None) -> RunResult:
+        runs = self._host(key.host_id)
+        paths = self._paths(key)
+        try:
+            written = await runs.read_from(paths.receipt_file, 0, RECEIPT_MAX_BYTES)
+            output = await _tail_of(runs, paths.log_file)
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
+        if written:
+            receipt = _read_written(written)
+            if receipt is not None:
+                return receipt
+        text = output.decode("utf-8", errors="replace")
+        if exit_code is None:
+            return RunResult(
+                completed=False,
+                summary=tail(text),
+                error="the run ended without an exit status (killed, or its host restarted)",
+            )
+        adapter = adapter_for(agent_type, self._commands.get(agent_type))
+        outcome = adapter.read_outcome(text, exit_code)
+        ok = exit_code == 0 and not outcome.is_error
+        usage = (
+            Usage(tokens=outcome.tokens, cost_usd=outcome.cost_usd)
+            if outcome.tokens is not None or outcome.cost_usd is not None
+            else None
+        )
+        return RunResult(
+            completed=ok,
+            summary=outcome.summary or tail(text),
+            error=None if ok else f"exit code {exit_code}: {tail(text, 1000)}",
+            artifacts=tuple(Artifact(type="pr", url=url) for url in outcome.pr_urls),
+            usage=usage,
+        )
+
+    async def stop(self, key: RunKey) -> None:
+        try:
+            await self._host(key.host_id).stop(self._paths(key), self._stop_grace)
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
+
+    async def remove(self, key: RunKey) -> None:
+        try:
+            await self._host(key.host_id).remove(self._paths(key))
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
+
+    async def purge(self, host_id: str, older_than_days: int) -> None:
+        try:
+            await self._host(host_id).purge_older_than(older_than_days)
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(host_id, str(e)) from e
+
+    async def close(self) -> None:
+        for runs in self._runs.values():
+            await runs.shell.close()
+
+
+async def _tail_of(runs: DetachedRuns, path: str) -> bytes:
+    """The last OUTPUT_TAIL_BYTES of a file, in one read when it is small."""
+    head = await runs.read_from(path, 0, OUTPUT_TAIL_BYTES + 1)
+    if head is None or len(head) <= OUTPUT_TAIL_BYTES:
+        return head or b""
+    done = await runs.shell.run(["tail", "-c", str(OUTPUT_TAIL_BYTES), "--", path])
+    return done.stdout
+
+
+def _read_written(data: bytes) -> RunResult | None:
+    try:
+        raw = _WrittenReceipt.model_validate(json.loads(data))
+    except (ValueError, ValidationError):
+        return None  # not a receipt: the exit status decides
+    usage = Usage(tokens=raw.usage.tokens, cost_usd=raw.usage.cost_usd) if raw.usage else None
+    return RunResult(
+        completed=raw.status is ReceiptStatus.COMPLETED,
+        summary=raw.summary,
+        error=raw.error,
+        artifacts=tuple(
+            Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in raw.artifacts
+        ),
+        usage=usage,
+    )

@@ -1,0 +1,108 @@
+"""A real OpenSSH `sshd` on a loopback port, with its own host key and one authorized key.
+
+Started from Debian's openssh-server (`make test` installs it when run as root). The
+client side gets a private key and a known_hosts file naming the server's host key,
+so host-key verification stays on, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class SshServer:
+    root: Path
+    port: int
+    user: str
+    key_path: Path
+    known_hosts: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, root: Path) -> SshServer:
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        _keygen(root / "host_key")
+        _keygen(root / "client_key")
+        (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+        os.chmod(root / "authorized_keys", 0o600)
+        port = free_port()
+        (root / "sshd_config").write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {root / 'host_key'}",
+                    f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                    f"PidFile {root / 'sshd.pid'}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "MaxSessions 100",
+                    "MaxStartups 100:30:200",
+                    "LogLevel ERROR",
+                ]
+            )
+            + "\n"
+        )
+        host_pub = (root / "host_key.pub").read_text().split()
+        known = root / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+        server = cls(root, port, getpass.getuser(), root / "client_key", known)
+        with (root / "sshd.log").open("ab") as log:
+            server.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        server._wait_listening()
+        return server
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("sshd did not start listening")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
