@@ -2,7 +2,7 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, LIST, PIDFILE <path>.
+choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, LIST, ECHO, PIDFILE <path>.
 """
 
 import json
@@ -19,6 +19,8 @@ def main() -> int:
     words = prompt.split()
     print(f"task {os.environ['AGENT_FLEET_TASK_ID']} attempt {os.environ['AGENT_FLEET_ATTEMPT']}")
     print(f"cwd {os.getcwd()} branch {os.environ['AGENT_FLEET_BRANCH']}", flush=True)
+    if "ECHO" in words:
+        print(f"prompt<<{prompt}>>", flush=True)
     if "PIDFILE" in words:
         Path(words[words.index("PIDFILE") + 1]).write_text(str(os.getpid()))
     if "SLEEP" in words:

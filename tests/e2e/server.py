@@ -30,6 +30,7 @@ class ServerProcess:
     workdir: Path
     orchestrator: dict[str, Any] = field(default_factory=dict)
     forgejo: dict[str, Any] = field(default_factory=dict)
+    extra_toml: str = ""  # appended as is: [[hosts]], [agent_types.*]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -74,7 +75,7 @@ class ServerProcess:
         if self.forgejo:
             lines.append("[forgejo]")
             lines += [f"{key} = {_toml(value)}" for key, value in self.forgejo.items()]
-        self.config_path.write_text("\n".join(lines) + "\n")
+        self.config_path.write_text("\n".join(lines) + "\n" + self.extra_toml)
 
     def start(self) -> ServerProcess:
         self.write_config()

@@ -60,9 +60,7 @@ class SshShell:
         try:
             # No input: stdin is /dev/null (an empty `input` would leave it open).
             feed: dict[str, object] = {"input": stdin} if stdin else {"stdin": asyncssh.DEVNULL}
-            result = await conn.run(
-                command, encoding=None, check=False, timeout=limit_secs, **feed
-            )
+            result = await conn.run(command, encoding=None, check=False, timeout=limit_secs, **feed)
         except asyncssh.TimeoutError as e:
             raise ShellError(f"{argv[0]} did not finish within {limit_secs:g}s") from e
         except (OSError, asyncssh.Error) as e:

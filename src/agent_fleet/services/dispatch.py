@@ -201,13 +201,13 @@ class Dispatcher:
         changed = 0
         for host_id in self._hosts:
             now = self._ctx.clock.now()
-            if not self._is_up(host_id, now):
-                changed += await self._lose_if_down_too_long(host_id, now)
-                continue
-            try:
-                changed += await self._watch_host(host_id)
-            except HostUnreachable as e:
-                self._host_failed(host_id, str(e))
+            if self._is_up(host_id, now):
+                try:
+                    changed += await self._watch_host(host_id)
+                    continue
+                except HostUnreachable as e:
+                    self._host_failed(host_id, str(e))
+            changed += await self._lose_if_down_too_long(host_id, now)
         return changed
 
     async def _watch_host(self, host_id: str) -> int:

@@ -1,0 +1,251 @@
+"""ssh_cli end to end: a real server process places tasks on `[[hosts]]` slots and runs
+the agent CLI detached, over a real sshd on loopback and as a local subprocess.
+
+Each scenario runs for both kinds of host; the agent CLI is tests/e2e/fake_cli.py.
+"""
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import task, wait_for
+from tests.e2e.server import ADMIN_TOKEN, ServerProcess, _toml
+from tests.sshd import SshServer, free_port
+
+FAKE_CLI = str(Path(__file__).with_name("fake_cli.py"))
+HOSTILE = "$(touch PWNED) `touch PWNED2` '\"; touch PWNED3 ; rm -rf ~ #\nsecond line \\ end"
+
+
+def host_block(
+    host_id: str,
+    work_dir: Path,
+    sshd: SshServer | None,
+    *,
+    slots: int = 2,
+    port: int | None = None,
+    caps: tuple[str, ...] = ("code",),
+) -> str:
+    lines = ["[[hosts]]", f"host_id = {_toml(host_id)}", f"work_dir = {_toml(str(work_dir))}"]
+    if sshd is None:
+        lines.append('hostname = "localhost"')
+    else:
+        lines += [
+            'hostname = "127.0.0.1"',
+            f"ssh_port = {port or sshd.port}",
+            f"ssh_user = {_toml(sshd.user)}",
+            f"ssh_key_path = {_toml(str(sshd.key_path))}",
+            f"known_hosts = {_toml(str(sshd.known_hosts))}",
+            "connect_timeout_secs = 3",
+        ]
+    cap_list = ", ".join(_toml(c) for c in caps)
+    lines.append(
+        f'agents = [{{agent_type = "fake", max_concurrency = {slots}, '
+        f"capabilities = [{cap_list}]}}]"
+    )
+    return "\n".join(lines) + "\n\n"
+
+
+AGENT_TYPES = f"[agent_types.fake]\ncommand = [{_toml(sys.executable)}, {_toml(FAKE_CLI)}]\n"
+
+
+@pytest.fixture(params=["local", "ssh"])
+def host_kind(request: pytest.FixtureRequest) -> SshServer | None:
+    if request.param == "local":
+        return None
+    sshd: SshServer = request.getfixturevalue("sshd")
+    return sshd
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, host_kind: SshServer | None) -> Iterator[ServerProcess]:
+    work = tmp_path / "runs"
+    proc = ServerProcess(
+        tmp_path,
+        orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
+        extra_toml=host_block("h1", work, host_kind) + AGENT_TYPES,
+    ).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def admin_of(fleet: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=fleet.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    ) as client:
+        yield client
+
+
+def make(admin: httpx.Client, prompt: str, title: str = "ssh task", **extra: Any) -> str:
+    reply = admin.post(
+        "/api/v1/tasks",
+        json={
+            "title": title,
+            "prompt": prompt,
+            "required_capabilities": ["code"],
+            "execution_mode": "ssh_cli",
+            **extra,
+        },
+    )
+    assert reply.status_code == 201, reply.text
+    task_id: str = reply.json()["task_id"]
+    return task_id
+
+
+def state_of(admin: httpx.Client, task_id: str) -> str:
+    return str(task(admin, task_id)["state"])
+
+
+def event_types(admin: httpx.Client, task_id: str) -> list[str]:
+    reply = admin.get(f"/api/v1/tasks/{task_id}/events")
+    assert reply.status_code == 200
+    return [e["type"] for e in reply.json()["events"]]
+
+
+def log_text(admin: httpx.Client, task_id: str) -> str:
+    reply = admin.get(f"/api/v1/tasks/{task_id}/logs")
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def test_tasks_run_on_the_host_and_hostile_text_stays_data(
+    fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
+) -> None:
+    hostile = make(admin_of, f"ECHO {HOSTILE}", title=HOSTILE)
+    plain = make(admin_of, "RECEIPT please")
+    for task_id in (hostile, plain):
+        wait_for(
+            lambda t=task_id: state_of(admin_of, t) in ("completed", "review_pending", "failed"),
+            30,
+            f"{task_id} done",
+        )
+    done = task(admin_of, hostile)
+    assert done["state"] == "completed", done
+    assert done["agent_id"] == "h1/fake"
+    assert f"prompt<<ECHO {HOSTILE}>>" in log_text(admin_of, hostile)
+    assert not list(tmp_path.rglob("PWNED*")), "text from the issue was executed"
+    assert event_types(admin_of, hostile) == [
+        "task.created",
+        "task.assigned",
+        "task.started",
+        "task.completed",
+    ]
+    # The CLI's own receipt file wins over its exit status: it names a PR.
+    receipted = task(admin_of, plain)
+    assert receipted["state"] == "review_pending"
+    assert receipted["receipt"]["summary"] == "opened a pull request"
+    assert receipted["receipt"]["usage"]["tokens"] == 321
+    # Completed workspaces are removed; nothing is left running.
+    wait_for(lambda: not list((tmp_path / "runs").glob("*/attempt-*")), 10, "tidy work dir")
+
+
+def test_a_failing_cli_fails_the_task_with_its_exit_code_and_retries(
+    fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
+) -> None:
+    task_id = make(admin_of, "FAIL now", max_retries=2)
+    wait_for(lambda: state_of(admin_of, task_id) == "failed", 30, "failed after retries")
+    body = task(admin_of, task_id)
+    assert body["attempt"] == 2
+    assert body["failure"]["reason"] == "error"
+    assert "exit code 3" in body["failure"]["message"]
+    # Failed workspaces are kept for inspection.
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*/attempt-*")) == [
+        "attempt-0",
+        "attempt-1",
+        "attempt-2",
+    ]
+
+
+def test_cancel_kills_the_running_process_group(
+    fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "cli.pid"
+    task_id = make(admin_of, f"SLEEP 120 PIDFILE {pid_file}")
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "CLI running")
+    pid = int(pid_file.read_text())
+    wait_for(lambda: "working step" in log_text(admin_of, task_id), 10, "live log while it runs")
+    reply = admin_of.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "not needed"})
+    assert reply.status_code == 200, reply.text
+    wait_for(lambda: not _running(pid), 15, "CLI killed")
+    assert state_of(admin_of, task_id) == "cancelled"
+
+
+def test_timeout_kills_the_process_and_records_the_reason(
+    fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "cli.pid"
+    task_id = make(admin_of, f"SLEEP 120 PIDFILE {pid_file}", timeout_secs=3, max_retries=0)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "CLI running")
+    pid = int(pid_file.read_text())
+    wait_for(lambda: state_of(admin_of, task_id) == "failed", 20, "timed out")
+    assert task(admin_of, task_id)["failure"]["reason"] == "timeout"
+    wait_for(lambda: not _running(pid), 15, "CLI killed")
+
+
+def test_a_server_killed_mid_run_reattaches_and_records_each_result_once(
+    fleet: ServerProcess, admin_of: httpx.Client
+) -> None:
+    ends_while_down = make(admin_of, "SLEEP 1.5 ECHO short")
+    still_running = make(admin_of, "SLEEP 6 ECHO long")
+    for task_id in (ends_while_down, still_running):
+        wait_for(lambda t=task_id: state_of(admin_of, t) == "running", 30, "running")
+    fleet.kill9()
+    time.sleep(2.5)  # the short run ends while nobody watches
+    fleet.start()
+    for task_id in (ends_while_down, still_running):
+        wait_for(lambda t=task_id: state_of(admin_of, t) == "completed", 30, "completed")
+        types = event_types(admin_of, task_id)
+        assert types.count("task.completed") == 1, types
+        assert types.count("task.started") == 1, types
+        assert "task.agent_lost" not in types, types
+        assert task(admin_of, task_id)["attempt"] == 0  # the first attempt, not a retry
+        assert "all done" in log_text(admin_of, task_id)
+
+
+def test_a_host_that_refuses_connections_loses_no_task(tmp_path: Path, sshd: SshServer) -> None:
+    closed_port = free_port()
+    extra = (
+        host_block("down", tmp_path / "down", sshd, port=closed_port, slots=4)
+        + host_block("up", tmp_path / "up", None, slots=2)
+        + AGENT_TYPES
+    )
+    proc = ServerProcess(
+        tmp_path,
+        orchestrator={
+            "dispatch_interval_secs": 1,
+            "ssh_poll_interval_secs": 0.2,
+            "default_max_retries": 5,
+        },
+        extra_toml=extra,
+    ).start()
+    try:
+        with httpx.Client(
+            base_url=proc.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as admin:
+            ids = [make(admin, f"ECHO task {n}") for n in range(4)]
+            for task_id in ids:
+                wait_for(lambda t=task_id: state_of(admin, t) == "completed", 60, "completed")
+            histories = {t: event_types(admin, t) for t in ids}
+            bodies = {t: task(admin, t) for t in ids}
+    finally:
+        proc.stop()
+    assert all(h.count("task.completed") == 1 for h in histories.values()), histories
+    assert all(b["agent_id"] == "up/fake" for b in bodies.values())
+    # The down host was tried and marked down (with backoff), not given work blindly.
+    server_log = proc.log_path.read_text()
+    assert "host down" in server_log and "down" in server_log
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"

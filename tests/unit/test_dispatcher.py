@@ -1,0 +1,208 @@
+"""The ssh_cli dispatcher's decisions, with the in-memory store and a scripted host.
+
+The real hosts (local shell, sshd) are exercised in tests/integration and tests/e2e;
+here a stand-in `HostRuns` lets each rule be shown alone: least loaded first, a host
+that fails is backed off and its task retried, a run that vanished is agent_lost.
+"""
+
+import asyncio
+from datetime import timedelta
+
+from agent_fleet.domain.errors import HostUnreachable
+from agent_fleet.domain.events import TaskAgentLost, TaskFailed
+from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.domain.states import ExecutionMode, FailureReason, TaskState
+from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.services.context import Context, FleetOptions
+from agent_fleet.services.dispatch import Dispatcher, Slot
+from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.services.tasks import CreateTask, TaskService
+from agent_fleet.testing import InMemoryEventStore, ManualClock
+
+
+class ScriptedHosts:
+    """Remembers launches; a host in `down` refuses every call, like a closed port."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self.launched: list[RunOrder] = []
+        self.runs: dict[RunKey, HostRun] = {}
+        self.stopped: list[RunKey] = []
+
+    def _check(self, host_id: str) -> None:
+        if host_id in self.down:
+            raise HostUnreachable(host_id, "connection refused")
+
+    async def launch(self, order: RunOrder) -> None:
+        self._check(order.key.host_id)
+        self.launched.append(order)
+        self.runs[order.key] = HostRun(order.key, RunPhase.ALIVE, None, 0)
+
+    async def survey(self, host_id: str) -> list[HostRun]:
+        self._check(host_id)
+        return [r for k, r in self.runs.items() if k.host_id == host_id]
+
+    async def read_log(self, key: RunKey, offset: int, limit: int) -> bytes:
+        return b""
+
+    async def result(self, key: RunKey, agent_type: str, exit_code: int | None) -> RunResult:
+        return RunResult(completed=exit_code == 0, summary="done")
+
+    async def stop(self, key: RunKey) -> None:
+        self.stopped.append(key)
+        self.runs.pop(key, None)
+
+    async def remove(self, key: RunKey) -> None:
+        self.runs.pop(key, None)
+
+    async def purge(self, host_id: str, older_than_days: int) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+SLOTS = [
+    Slot(
+        host_id="a",
+        hostname="a.example",
+        agent_type="codex",
+        capabilities=("code",),
+        max_concurrency=2,
+    ),
+    Slot(
+        host_id="b",
+        hostname="b.example",
+        agent_type="codex",
+        capabilities=("code",),
+        max_concurrency=2,
+    ),
+]
+
+
+def setup() -> tuple[Dispatcher, TaskService, ScriptedHosts, ManualClock, InMemoryEventStore]:
+    store = InMemoryEventStore()
+    clock = ManualClock()
+    options = FleetOptions(
+        retry=RetryPolicy(base_delay=timedelta(0), max_delay=timedelta(0)),
+        heartbeat_interval=timedelta(seconds=10),
+        heartbeat_threshold=3,
+    )
+    ctx = Context(store=store, clock=clock, signal=AsyncioTaskSignal(), options=options)
+    tasks = TaskService(ctx)
+    hosts = ScriptedHosts()
+    return Dispatcher(ctx, tasks, hosts, SLOTS, keep_failed_days=7), tasks, hosts, clock, store
+
+
+async def new(tasks: TaskService, mode: ExecutionMode = ExecutionMode.SSH_CLI) -> str:
+    task = await tasks.create(
+        CreateTask(title="t", prompt="p", required_capabilities=("code",), execution_mode=mode)
+    )
+    return task.task_id
+
+
+def test_tasks_go_to_the_least_loaded_slot_and_start() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, _, _ = setup()
+        await dispatcher.register_slots()
+        ids = [await new(tasks) for _ in range(3)]
+        assert await dispatcher.dispatch() == 3
+        await dispatcher.drain_launches()
+        placed = sorted(o.agent_id for o in hosts.launched)
+        assert placed == ["a/codex", "a/codex", "b/codex"] or placed == [
+            "a/codex",
+            "b/codex",
+            "b/codex",
+        ]
+        assert {o.key.host_id for o in hosts.launched[:2]} == {"a", "b"}  # spread first
+        for task_id in ids:
+            assert (await tasks.get(task_id)).state is TaskState.RUNNING
+
+    asyncio.run(scenario())
+
+
+def test_a_refusing_host_fails_the_launch_with_dispatch_error_and_is_backed_off() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, clock, _ = setup()
+        await dispatcher.register_slots()
+        hosts.down.add("a")
+        task_id = await new(tasks)
+        await dispatcher.dispatch()  # "a" is first (a tie broken by id) and refuses
+        await dispatcher.drain_launches()
+        task = await tasks.get(task_id)
+        assert task.state is TaskState.CREATED and task.attempt == 1  # retried at once
+        failed = [e.event for e in await tasks.events(task_id) if isinstance(e.event, TaskFailed)]
+        assert [f.reason for f in failed] == [FailureReason.DISPATCH_ERROR]
+        # While "a" is backed off, its slots are skipped: the retry goes to "b".
+        await dispatcher.dispatch()
+        await dispatcher.drain_launches()
+        assert [o.agent_id for o in hosts.launched] == ["b/codex"]
+        # After the backoff, "a" is tried again (and is fine now).
+        hosts.down.clear()
+        clock.advance(timedelta(seconds=5))
+        other = await new(tasks)
+        await dispatcher.dispatch()
+        await dispatcher.drain_launches()
+        assert hosts.launched[-1].key.task_id == other
+        assert hosts.launched[-1].agent_id == "a/codex"
+
+    asyncio.run(scenario())
+
+
+def test_a_run_gone_from_its_host_is_agent_lost_and_retried() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, _, _ = setup()
+        await dispatcher.register_slots()
+        task_id = await new(tasks)
+        await dispatcher.dispatch()
+        await dispatcher.drain_launches()
+        hosts.runs.clear()  # the host rebooted and took the run with it
+        assert await dispatcher.watch() == 1
+        task = await tasks.get(task_id)
+        assert task.state is TaskState.CREATED and task.attempt == 1
+        assert any(isinstance(e.event, TaskAgentLost) for e in await tasks.events(task_id))
+
+    asyncio.run(scenario())
+
+
+def test_a_host_down_past_the_heartbeat_timeout_loses_its_tasks() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, clock, _ = setup()
+        await dispatcher.register_slots()
+        task_id = await new(tasks)
+        await dispatcher.dispatch()
+        await dispatcher.drain_launches()
+        host = hosts.launched[0].key.host_id
+        hosts.down.add(host)
+        await dispatcher.watch()  # marked down, not lost yet
+        assert (await tasks.get(task_id)).state is TaskState.RUNNING
+        clock.advance(timedelta(seconds=31))
+        await dispatcher.watch()
+        assert (await tasks.get(task_id)).state is TaskState.CREATED
+
+    asyncio.run(scenario())
+
+
+def test_a_run_whose_task_was_cancelled_is_stopped() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, _, _ = setup()
+        await dispatcher.register_slots()
+        task_id = await new(tasks)
+        await dispatcher.dispatch()
+        await dispatcher.drain_launches()
+        await tasks.cancel(task_id)
+        await dispatcher.watch()
+        assert [k.task_id for k in hosts.stopped] == [task_id]
+
+    asyncio.run(scenario())
+
+
+def test_pull_only_tasks_are_never_placed_on_hosts() -> None:
+    async def scenario() -> None:
+        dispatcher, tasks, hosts, _, _ = setup()
+        await dispatcher.register_slots()
+        await new(tasks, ExecutionMode.HTTP_PULL)
+        assert await dispatcher.dispatch() == 0
+        assert hosts.launched == []
+
+    asyncio.run(scenario())
