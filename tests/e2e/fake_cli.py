@@ -2,13 +2,15 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, LEAK, LIST, ECHO, PIDFILE <path>.
+choose what it does: FAIL, SLEEP <secs>, RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>.
+POST sends its receipt to the API itself (as DESIGN §5 allows) and then exits 1.
 """
 
 import json
 import os
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -47,8 +49,33 @@ def main() -> int:
             "usage": {"tokens": 321, "cost_usd": 0.01},
         }
         Path(os.environ["AGENT_FLEET_RECEIPT_FILE"]).write_text(json.dumps(receipt))
+    if "POST" in words:
+        return post_receipt()
     print("all done", flush=True)
     return 0
+
+
+def post_receipt() -> int:
+    """The receipt over HTTP with AGENT_FLEET_LEASE; the exit status must not matter then."""
+    env = os.environ
+    body = {
+        "task_id": env["AGENT_FLEET_TASK_ID"],
+        "agent_id": env["AGENT_FLEET_AGENT_ID"],
+        "lease": env["AGENT_FLEET_LEASE"],
+        "status": "completed",
+        "summary": "posted by the CLI itself",
+    }
+    request = urllib.request.Request(  # noqa: S310 -- our own server's URL
+        f"{env['AGENT_FLEET_URL']}/api/v1/receipts",
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {env['AGENT_FLEET_TOKEN']}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+        print(f"receipt posted: {reply.status}", flush=True)
+    return 1
 
 
 if __name__ == "__main__":

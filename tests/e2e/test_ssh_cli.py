@@ -145,6 +145,21 @@ def test_tasks_run_on_the_host_and_hostile_text_stays_data(
     wait_for(lambda: not list((tmp_path / "runs").glob("*/attempt-*")), 10, "tidy work dir")
 
 
+def test_a_receipt_the_cli_posts_itself_wins_over_its_exit_status(
+    fleet: ServerProcess, admin_of: httpx.Client
+) -> None:
+    task_id = make(admin_of, "POST then exit 1")
+    wait_for(lambda: state_of(admin_of, task_id) == "completed", 30, "completed")
+    body = task(admin_of, task_id)
+    assert body["receipt"]["summary"] == "posted by the CLI itself"
+    assert body["attempt"] == 0
+    wait_for(lambda: "receipt posted: 200" in log_text(admin_of, task_id), 10, "log shipped")
+    # The lease is a credential: it never shows in the task's log or receipt.
+    assert body["receipt"].get("lease") is None or body["receipt"]["lease"] not in log_text(
+        admin_of, task_id
+    )
+
+
 def test_a_failing_cli_fails_the_task_with_its_exit_code_and_retries(
     fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
 ) -> None:

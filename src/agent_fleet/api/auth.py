@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from agent_fleet.domain.errors import Forbidden, Unauthorized
-from agent_fleet.domain.ids import AgentId
+from agent_fleet.domain.ids import AgentId, TaskId
+from agent_fleet.domain.states import AgentMode
 from agent_fleet.services.agents import token_matches
 from agent_fleet.services.fleet import Fleet
 
@@ -48,6 +49,26 @@ async def require_agent(request: Request, fleet: Fleet, auth: AuthConfig, agent_
     if agent is None and auth.http_pull_token is None:
         return  # open mode and no such agent yet: the service will answer 404
     raise Unauthorized(f"token is not valid for agent {agent_id!r}")
+
+
+async def require_agent_or_lease(
+    request: Request, fleet: Fleet, auth: AuthConfig, agent_id: str, task_id: str
+) -> None:
+    """As `require_agent`, or, for an ssh_cli run that has no registry token, the lease
+    of the attempt it holds (AGENT_FLEET_TOKEN): good for that one task, that one attempt."""
+    token = bearer(request)
+    if token is not None:
+        task = await fleet.ctx.store.get_task(TaskId(task_id))
+        if (
+            task is not None
+            and task.lease is not None
+            and task.agent_id == agent_id
+            and _equal(token, task.lease)
+        ):
+            agent = await fleet.ctx.store.get_agent(AgentId(agent_id))
+            if agent is not None and agent.mode is AgentMode.SSH_CLI:
+                return
+    await require_agent(request, fleet, auth, agent_id)
 
 
 async def require_registration(

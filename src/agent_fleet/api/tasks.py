@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from agent_fleet.api.auth import require_admin, require_agent
+from agent_fleet.api.auth import require_admin, require_agent, require_agent_or_lease
 from agent_fleet.api.cursor import decode_cursor, encode_cursor
 from agent_fleet.api.deps import AuthDep, FleetDep
 from agent_fleet.api.schemas import (
@@ -143,7 +143,7 @@ async def post_receipt(
 ) -> TaskOut:
     if body.task_id is None:
         raise InvalidInput("task_id", "Field required")
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent_or_lease(request, fleet, auth, body.agent_id, body.task_id)
     return task_out(await fleet.tasks.complete(body.task_id, body.to_receipt(body.task_id)))
 
 

@@ -102,6 +102,8 @@ class HostRunner:
             "AGENT_FLEET_URL": self._server_url,
             "AGENT_FLEET_LEASE": order.lease,
             "AGENT_FLEET_AGENT_ID": order.agent_id,
+            # No registry token on hosts: the lease itself authorises this attempt's receipt.
+            "AGENT_FLEET_TOKEN": order.lease,
         }
         try:
             await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch)

@@ -78,6 +78,7 @@ class _Followed:
 
     log_offsets: dict[RunKey, int] = field(default_factory=dict)
     launching: set[RunKey] = field(default_factory=set)
+    settled: set[RunKey] = field(default_factory=set)  # ended, log shipped, workspace kept
 
 
 class Dispatcher:
@@ -249,21 +250,35 @@ class Dispatcher:
                 return await self._finish(slot, task, key, run.exit_code)
 
     async def _settle(self, run: HostRun) -> int:
-        """A run no held attempt claims: stop it if alive, tidy its workspace if done."""
+        """A run no held attempt claims: stop it if its task moved on, else let it end,
+        ship the rest of its log, and tidy its workspace once the task succeeded."""
         key = run.key
         task = await self._ctx.store.get_task(key.task_id)
-        current = task is not None and task.attempt == key.attempt and task.host_id == key.host_id
-        if run.phase in (RunPhase.ALIVE, RunPhase.PREPARING):
-            if run.phase is RunPhase.PREPARING and run.age_secs < PREPARE_LIMIT_SECS:
-                return 0  # perhaps another replica's launch in progress
+        current = (
+            task is not None
+            and task.attempt == key.attempt
+            and task.host_id == key.host_id
+            and task.agent_id is not None
+        )
+        succeeded = current and task is not None and task.state in _SUCCEEDED
+        if run.phase is RunPhase.PREPARING and run.age_secs < PREPARE_LIMIT_SECS:
+            return 0  # perhaps another replica's launch in progress
+        if run.phase in (RunPhase.ALIVE, RunPhase.PREPARING) and not succeeded:
             why = task.state if task is not None else "unknown task"
             log.info("stopping run", task_id=key.task_id, attempt=key.attempt, why=str(why))
             await self._runs.stop(key)
             self._followed.log_offsets.pop(key, None)
             return 1
-        if current and task is not None and task.state in _TIDY_STATES:
+        if key in self._followed.settled or task is None or not current:
+            return 0
+        await self._ship_log(task, key)  # the tail written after the receipt
+        if run.phase is RunPhase.ALIVE:
+            return 0  # it posted its receipt and is finishing up: let it
+        if succeeded or task.state is TaskState.CANCELLED:
             await self._runs.remove(key)
             self._followed.log_offsets.pop(key, None)
+        else:
+            self._followed.settled.add(key)  # failed: kept for inspection, purged later
         return 0
 
     async def _finish(self, slot: Slot, task: Task, key: RunKey, exit_code: int | None) -> int:
@@ -296,12 +311,12 @@ class Dispatcher:
         if offset is None:  # first look since (re)start: continue after what is stored
             _, head = await self._ctx.store.read_log(task.task_id, task.attempt, 0, 0)
             offset = head.length
+        lease = (task.lease or (task.receipt.lease if task.receipt else None) or "").encode()
         while True:
             data = await self._runs.read_log(key, offset, LOG_READ_BYTES)
             if not data:
                 break
-            assert task.lease is not None
-            clean = data.replace(task.lease.encode(), b"[redacted]")
+            clean = data.replace(lease, b"[redacted]") if lease else data
             head = await self._ctx.store.append_log(
                 task.task_id, task.attempt, offset, clean, self._ctx.options.log_limit_bytes
             )
@@ -391,7 +406,7 @@ class Dispatcher:
         return before is None or after.version != before.version
 
 
-_TIDY_STATES = frozenset({TaskState.COMPLETED, TaskState.REVIEW_PENDING, TaskState.CANCELLED})
+_SUCCEEDED = frozenset({TaskState.COMPLETED, TaskState.REVIEW_PENDING})
 
 
 def _same_registration(agent: Agent, reg: Registration) -> bool:
