@@ -5,6 +5,7 @@ Each scenario runs for both kinds of host; the agent CLI is tests/e2e/fake_cli.p
 """
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -158,6 +159,37 @@ def test_a_receipt_the_cli_posts_itself_wins_over_its_exit_status(
     assert body["receipt"].get("lease") is None or body["receipt"]["lease"] not in log_text(
         admin_of, task_id
     )
+
+
+def test_a_task_with_a_repo_runs_in_a_clone_on_its_branch(
+    tmp_path: Path, host_kind: SshServer | None
+) -> None:
+    origin = tmp_path / "git" / "acme" / "widgets.git"
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", str(seed)], check=True)
+    (seed / "README.md").write_text("widgets\n")
+    git = ["git", "-C", str(seed), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "seed"], check=True)
+    subprocess.run([*git, "push", "-q", str(origin), "HEAD:refs/heads/main"], check=True)
+    proc = ServerProcess(
+        tmp_path,
+        orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
+        forgejo={"url": f"file://{tmp_path / 'git'}"},
+        extra_toml=host_block("h1", tmp_path / "runs", host_kind) + AGENT_TYPES,
+    ).start()
+    try:
+        with httpx.Client(
+            base_url=proc.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as admin:
+            task_id = make(admin, "LIST", repo="acme/widgets")
+            wait_for(lambda: state_of(admin, task_id) == "completed", 30, "completed")
+            output = log_text(admin, task_id)
+    finally:
+        proc.stop()
+    assert "README.md" in output
+    assert f"head ref: refs/heads/task/{task_id}" in output
 
 
 def test_a_failing_cli_fails_the_task_with_its_exit_code_and_retries(
