@@ -16,6 +16,7 @@ from agent_fleet.execution.ssh import SshShell, SshTarget
 from agent_fleet.forgejo.client import ForgejoClient
 from agent_fleet.hosts.runner import Host, HostRunner
 from agent_fleet.ports import EventStore, TaskSignal
+from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import Slot
 from agent_fleet.services.fleet import Fleet
@@ -23,6 +24,7 @@ from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
+from agent_fleet.worker.scrub import Scrubber
 
 
 class SystemClock:
@@ -85,6 +87,7 @@ def fleet_options(settings: Settings) -> FleetOptions:
         dispatch_interval=timedelta(seconds=orch.dispatch_interval_secs),
         ssh_poll_interval=timedelta(seconds=orch.ssh_poll_interval_secs),
         keep_failed_workspaces_days=orch.keep_failed_workspaces_days,
+        reconcile_interval=timedelta(seconds=settings.forgejo.reconcile_interval_secs),
     )
 
 
@@ -104,7 +107,20 @@ def build_fleet(
         allowed_repos=settings.forgejo.allowed_repos,
         hosts=host_runner(settings) if settings.hosts else None,
         slots=host_slots(settings),
+        comment_on=frozenset(CommentOn(step) for step in settings.forgejo.comment_on),
+        scrub=Scrubber(secret_values(settings)).scrub,
     )
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret: kept out of logs, comments and replies."""
+    candidates = [
+        settings.server.admin_token,
+        settings.orchestrator.http_pull_token,
+        settings.forgejo.token,
+        settings.forgejo.webhook_secret,
+    ]
+    return [c.get_secret_value() for c in candidates if c is not None]
 
 
 def host_slots(settings: Settings) -> list[Slot]:

@@ -23,6 +23,7 @@ from agent_fleet.bootstrap import (
     open_store,
     open_store_url,
     open_to_the_network_without_tokens,
+    secret_values,
 )
 from agent_fleet.cli_agent import agent_command
 from agent_fleet.cli_remote import agents_group, tasks_group
@@ -81,7 +82,7 @@ def serve(config_path: Path | None, bind: str | None, port: int | None, log_form
     """Run the orchestrator: HTTP API and background duties."""
     loaded = _load(config_path)
     settings = loaded.settings
-    configure_logging(log_format, secrets=_secret_values(settings))
+    configure_logging(log_format, secrets=secret_values(settings))
     server = settings.server.model_copy(
         update={k: v for k, v in {"bind": bind, "port": port}.items() if v is not None}
     )
@@ -132,16 +133,6 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             await fleet.hosts.close()
         await store.close()
         log.info("agent-fleet stopped")
-
-
-def _secret_values(settings: Settings) -> list[str]:
-    candidates = [
-        settings.server.admin_token,
-        settings.orchestrator.http_pull_token,
-        settings.forgejo.token,
-        settings.forgejo.webhook_secret,
-    ]
-    return [c.get_secret_value() for c in candidates if c is not None]
 
 
 class _Server(uvicorn.Server):

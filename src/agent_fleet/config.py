@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -30,6 +30,16 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 
 class ConfigError(FleetError):
     pass
+
+
+CommentStep = Literal["picked_up", "pr_opened", "completed", "failed", "retried"]
+COMMENT_STEPS: tuple[CommentStep, ...] = (
+    "picked_up",
+    "pr_opened",
+    "completed",
+    "failed",
+    "retried",
+)
 
 
 class Section(BaseModel):
@@ -54,6 +64,9 @@ class ForgejoConfig(Section):
     webhook_secret: SecretStr | None = None
     allowed_repos: list[str] = Field(default_factory=list)
     max_review_rounds: int = Field(default=3, ge=0)
+    # Which steps are reported as comments on the issue (any of these five).
+    comment_on: list[CommentStep] = Field(default_factory=lambda: list(COMMENT_STEPS))
+    reconcile_interval_secs: float = Field(default=300.0, gt=0)
 
 
 class OrchestratorConfig(Section):

@@ -50,6 +50,7 @@ class InMemoryEventStore:
         self._log_heads: dict[LogKey, LogHead] = {}
         self._log_chunks: dict[LogKey, list[tuple[int, bytes]]] = {}
         self._deliveries: dict[str, str] = {}  # delivery id → content key
+        self._cursors: dict[str, int] = {}
 
     async def migrate(self) -> int:
         return 0  # nothing to migrate: the schema is this class
@@ -225,13 +226,20 @@ class InMemoryEventStore:
         mine = [r for r in self._events if r.event.stream_id == stream_id]
         return sorted(mine, key=lambda r: r.event.version)
 
-    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
-        position = 0
+    async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
+        position = after  # seq is gap-free from 1, so seq N sits at index N - 1
         while position < len(self._events):  # re-read per page: later appends show up
             page = self._events[position : position + batch]
             position += len(page)
             for recorded in page:
                 yield recorded
+
+    async def read_cursor(self, name: str) -> int:
+        return self._cursors.get(name, 0)
+
+    async def advance_cursor(self, name: str, seq: int) -> None:
+        async with self._lock:
+            self._cursors[name] = max(self._cursors.get(name, 0), seq)
 
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         tasks = sorted(self._tasks.values(), key=lambda t: t.task_id)

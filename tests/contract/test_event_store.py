@@ -162,6 +162,22 @@ async def test_append_numbers_events_and_reads_them_back(store: EventStore) -> N
     assert await store.get_agent(AgentId("nobody")) is None
 
 
+async def test_events_read_from_a_position_and_cursors_only_move_forward(
+    store: EventStore, open_store: OpenStore
+) -> None:
+    for n in range(5):
+        await store.append(created(f"t{n}"))
+    after_two = [r.seq async for r in store.iter_events(batch=2, after=2)]
+    assert after_two == [3, 4, 5]
+    assert [r async for r in store.iter_events(after=5)] == []
+    assert await store.read_cursor("comments") == 0
+    await store.advance_cursor("comments", 4)
+    await store.advance_cursor("comments", 2)  # a slower replica: ignored
+    other = await open_store()
+    assert await other.read_cursor("comments") == 4
+    assert await other.read_cursor("something else") == 0
+
+
 async def test_projection_equals_a_replay_of_the_stream_after_every_append(
     store: EventStore,
 ) -> None:

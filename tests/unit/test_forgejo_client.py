@@ -3,8 +3,6 @@ operation of Forgejo's own API description, and its answers are read as Forgejo 
 
 import asyncio
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,20 +10,9 @@ import pytest
 
 from agent_fleet.domain.states import PrState
 from agent_fleet.forgejo.client import ForgeError, ForgejoClient
+from tests.swagger_check import SHARED, operation_for, request_problems
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "forgejo"
-SWAGGER = json.loads((SHARED / "swagger.v1.json").read_text())
 PR_FIXTURE = json.loads((SHARED / "webhooks" / "pull_request_closed_merged.json").read_text())
-
-
-def operation_of(request: httpx.Request) -> tuple[str, dict[str, Any]]:
-    """The swagger operation a request matches, or fail the test."""
-    path = request.url.path.removeprefix("/api/v1")
-    for template, operations in SWAGGER["paths"].items():
-        pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
-        if re.match(pattern, path) and request.method.lower() in operations:
-            return template, operations[request.method.lower()]
-    raise AssertionError(f"{request.method} {path} is not in Forgejo's API")
 
 
 class FakeForgejo:
@@ -34,14 +21,10 @@ class FakeForgejo:
         self.seen: list[tuple[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        template, operation = operation_of(request)
+        template, operation = operation_for(request.method, request.url.path)
         assert request.headers["authorization"] == "token t0k3n"
-        if request.content:
-            body = json.loads(request.content)
-            params = [p for p in operation.get("parameters", []) if p.get("in") == "body"]
-            schema = params[0]["schema"]["$ref"].rsplit("/", 1)[1]
-            allowed = set(SWAGGER["definitions"][schema]["properties"])
-            assert set(body) <= allowed, f"{set(body) - allowed} not in {schema}"
+        body = json.loads(request.content) if request.content else None
+        assert request_problems(operation, dict(request.url.params), body) == []
         self.seen.append((request.method, template))
         status, payload = self.responses.get(template, (404, {"message": "not found"}))
         if isinstance(payload, list) and payload:  # a scripted sequence of answers

@@ -126,6 +126,19 @@ def test_pr_merge_completes_and_close_fails() -> None:
     assert t.update_pr(done, merged, T0, "hook", POLICY) == []  # nothing new
 
 
+def test_a_pr_seen_before_the_receipt_makes_the_receipt_a_review() -> None:
+    running = held()
+    opened = PullRequest(url="https://f.example/o/r/pulls/7", number=7, state=PrState.OPEN)
+    with_pr = fold(running, t.update_pr(running, opened, T0, "hook", POLICY))
+    assert with_pr.state is TaskState.RUNNING and with_pr.pr == opened  # still working
+    [review] = t.accept_receipt(with_pr, receipt(ReceiptStatus.COMPLETED), T0, "a", POLICY)
+    assert isinstance(review, TaskReviewPending) and review.pr == opened
+    closed = replace(opened, state=PrState.CLOSED)
+    with_closed = fold(running, t.update_pr(running, closed, T0, "hook", POLICY))
+    [done] = t.accept_receipt(with_closed, receipt(ReceiptStatus.COMPLETED), T0, "a", POLICY)
+    assert isinstance(done, TaskCompleted)  # a closed PR is not one to review
+
+
 def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
     assigned = held(TaskState.ASSIGNED)
     rerouted = fold(assigned, t.reroute(assigned, ("b",), 5, T0, "hook"))

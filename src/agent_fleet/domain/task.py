@@ -341,8 +341,11 @@ def accept_receipt(
     version = task.next_version
     if receipt.status is ReceiptStatus.COMPLETED:
         urls = receipt.pr_urls()
-        if urls:
-            pr = PullRequest(url=urls[0], number=_pr_number(urls[0]))
+        # A PR the forge told us about first (webhook on branch task/<id>) counts too.
+        known = task.pr if task.pr is not None and task.pr.state is PrState.OPEN else None
+        if urls or known:
+            pr = PullRequest(url=urls[0], number=_pr_number(urls[0])) if urls else known
+            assert pr is not None
             return [
                 TaskReviewPending(
                     stream_id=task.task_id,

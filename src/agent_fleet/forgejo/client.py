@@ -14,11 +14,13 @@ import structlog
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.domain.states import PrState
 from agent_fleet.domain.values import PullRequest
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports import ForgeIssue, ForgePull
 
 log = structlog.get_logger("agent_fleet.forgejo")
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})
 RETRIES = 3
+PAGE = 50
+MAX_PAGES = 100  # 5,000 items: a bound on what one listing may cost
 
 
 class ForgeError(FleetError):
@@ -60,11 +62,12 @@ class ForgejoClient:
         path: str,
         body: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
+        params: dict[str, str | int] | None = None,
     ) -> httpx.Response:
         delay = 0.5
         for attempt in range(1, RETRIES + 1):
             try:
-                reply = await self._http.request(method, path, json=body)
+                reply = await self._http.request(method, path, json=body, params=params)
             except httpx.HTTPError as e:
                 problem = f"{type(e).__name__}"
             else:
@@ -118,8 +121,69 @@ class ForgejoClient:
             closed=data.get("state") == "closed",
         )
 
-    async def comment(self, repo: str, number: int, body: str) -> None:
+    async def comment(self, repo: str, number: int, body: str) -> bool:
+        """Post a comment; False when the issue does not exist (any more)."""
         path = f"{_repo_path(repo)}/issues/{int(number)}/comments"
         reply = await self._call("POST", path, {"body": body}, ok=(201,))
+        return reply.status_code != 404
+
+    async def comment_bodies(self, repo: str, number: int) -> list[str]:
+        """The texts of an issue's comments (to find our own markers)."""
+        reply = await self._call("GET", f"{_repo_path(repo)}/issues/{int(number)}/comments")
         if reply.status_code == 404:
-            raise ForgeError(f"POST {path}", "issue not found")
+            return []
+        return [str(c.get("body") or "") for c in _list(reply)]
+
+    async def open_issues(self, repo: str) -> list[ForgeIssue]:
+        """Open issues (not pull requests) with their labels."""
+        path = f"{_repo_path(repo)}/issues"
+        items = await self._pages(path, {"state": "open", "type": "issues"})
+        return [
+            ForgeIssue(
+                repo=repo,
+                number=int(item["number"]),
+                title=str(item.get("title") or ""),
+                body=str(item.get("body") or ""),
+                url=str(item["html_url"]) if item.get("html_url") else None,
+                labels=tuple(str(label.get("name", "")) for label in item.get("labels") or []),
+            )
+            for item in items
+            if not item.get("pull_request")
+        ]
+
+    async def labelled_by(self, repo: str, number: int, prefix: str) -> str | None:
+        """Who last added a label starting with `prefix` to an issue, from its timeline."""
+        path = f"{_repo_path(repo)}/issues/{int(number)}/timeline"
+        who: str | None = None
+        for item in await self._pages(path, {}):
+            name = str((item.get("label") or {}).get("name", ""))
+            if item.get("type") != "label" or not name.startswith(prefix):
+                continue
+            if str(item.get("body") or "") == "1":  # Forgejo: "1" added, "" removed
+                who = str((item.get("user") or {}).get("login") or "") or None
+            else:
+                who = None  # removed: only a later addition counts
+        return who
+
+    async def repos(self) -> list[str]:
+        """The repositories the token's user can see."""
+        return [str(r["full_name"]) for r in await self._pages("/user/repos", {})]
+
+    async def _pages(self, path: str, params: dict[str, str | int]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            reply = await self._call("GET", path, params={**params, "page": page, "limit": PAGE})
+            if reply.status_code == 404:
+                return items
+            batch = _list(reply)
+            items += batch
+            if len(batch) < PAGE:
+                break
+        return items
+
+
+def _list(reply: httpx.Response) -> list[dict[str, Any]]:
+    data = reply.json()
+    if not isinstance(data, list):
+        raise ForgeError(str(reply.request.url.path), "expected a list")
+    return [item for item in data if isinstance(item, dict)]

@@ -22,6 +22,8 @@ class FleetOptions:
     dispatch_interval: timedelta = timedelta(seconds=10)
     ssh_poll_interval: timedelta = timedelta(seconds=2)
     keep_failed_workspaces_days: int = 7
+    reconcile_interval: timedelta = timedelta(minutes=5)
+    comment_interval: timedelta = timedelta(seconds=2)
 
     @property
     def heartbeat_timeout(self) -> timedelta:

@@ -1,15 +1,18 @@
 """The assembled services of one orchestrator, and its background duties."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent_fleet.ports import Forge, HostRuns
 from agent_fleet.services.agents import AgentService
+from agent_fleet.services.comments import CommentOn, IssueComments
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
 from agent_fleet.services.dispatch import Dispatcher, Slot
 from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
+from agent_fleet.services.reconcile import Reconciler
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import TaskService
 from agent_fleet.services.webhooks import WebhookService
@@ -27,6 +30,8 @@ class Fleet:
     forge: Forge | None
     dispatcher: Dispatcher | None = None
     hosts: HostRuns | None = None
+    comments: IssueComments | None = None
+    reconciler: Reconciler | None = None
 
     @classmethod
     def assemble(
@@ -35,9 +40,13 @@ class Fleet:
         allowed_repos: list[str] | None = None,
         hosts: HostRuns | None = None,
         slots: list[Slot] | None = None,
+        comment_on: frozenset[CommentOn] = frozenset(CommentOn),
+        scrub: Callable[[str], str] = lambda text: text,
     ) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
+        webhooks = WebhookService(ctx, tasks, allowed_repos or [], ctx.forge)
+        forge = ctx.forge
         dispatcher = (
             Dispatcher(ctx, tasks, hosts, slots or [], ctx.options.keep_failed_workspaces_days)
             if hosts is not None
@@ -50,10 +59,12 @@ class Fleet:
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
             logs=LogService(ctx),
-            webhooks=WebhookService(ctx, tasks, allowed_repos or [], ctx.forge),
-            forge=ctx.forge,
+            webhooks=webhooks,
+            forge=forge,
             dispatcher=dispatcher,
             hosts=hosts,
+            comments=IssueComments(ctx, forge, comment_on, scrub) if forge else None,
+            reconciler=Reconciler(ctx, webhooks, forge, allowed_repos or []) if forge else None,
         )
 
     async def run_background(self, stop: asyncio.Event) -> None:
@@ -66,6 +77,13 @@ class Fleet:
             group.create_task(self.ctx.signal.run(stop))
             if self.dispatcher is not None:
                 group.create_task(self._run_hosts(self.dispatcher, stop))
+            options = self.ctx.options
+            if self.comments is not None:
+                comment = self.comments.tick
+                group.create_task(run_every("comments", comment, options.comment_interval, stop))
+            if self.reconciler is not None:
+                reconcile, every_few_minutes = self.reconciler.tick, options.reconcile_interval
+                group.create_task(run_every("reconcile", reconcile, every_few_minutes, stop))
 
     async def _run_hosts(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """ssh_cli: slots registered, then placing tasks and following runs until stop."""

@@ -96,7 +96,7 @@ class WebhookService:
         self._forge = forge
         self._writers: dict[tuple[str, str], tuple[bool, datetime]] = {}
 
-    async def _may_trigger(self, repo: str, user: str) -> bool:
+    async def may_trigger(self, repo: str, user: str) -> bool:
         """Only people who can write to the repo set agents to work (cached briefly)."""
         if self._forge is None:
             return True  # no API configured: labelling already needs issue write access
@@ -129,10 +129,10 @@ class WebhookService:
             why = f"issue #{issue.number} {issue.action}"
             await self._tasks.cancel(live.task_id, actor, why)
             return Outcome("cancelled", live.task_id)
-        if not await self._may_trigger(issue.repo, issue.sender):
+        if not await self.may_trigger(issue.repo, issue.sender):
             return Outcome(f"ignored: {issue.sender or 'the sender'} has no write access")
         if live is None:
-            return await self._create(issue, wanted, actor)
+            return await self.create_for_issue(issue, wanted, actor)
         if live.state not in (TaskState.CREATED, TaskState.ASSIGNED):
             return Outcome("unchanged: the task has started", live.task_id)
         now = self._ctx.clock.now()
@@ -146,7 +146,7 @@ class WebhookService:
         changed = after.version != live.version
         return Outcome("rerouted" if changed else "unchanged", live.task_id)
 
-    async def _create(self, issue: IssueEvent, wanted: IssueLabels, actor: str) -> Outcome:
+    async def create_for_issue(self, issue: IssueEvent, wanted: IssueLabels, actor: str) -> Outcome:
         task_id = new_task_id()
         created = await self._tasks.create(
             CreateTask(
@@ -172,6 +172,11 @@ class WebhookService:
                 continue
             return task
         return None
+
+    async def has_any_task(self, repo: str, number: int) -> bool:
+        """Whether the issue ever had a task (live or ended)."""
+        tasks = await self._ctx.store.list_tasks(TaskQuery(repo=repo, limit=500))
+        return any(t.source.issue_number == number for t in tasks)
 
     # --- pull requests --------------------------------------------------------------
 

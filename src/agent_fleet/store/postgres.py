@@ -230,6 +230,9 @@ class PostgresEventStore(QueryReads):
     async def forget_delivery(self, delivery_id: str) -> None:
         await self._rows_void("forget_delivery", {"delivery_id": delivery_id})
 
+    async def advance_cursor(self, name: str, seq: int) -> None:
+        await self._rows_void("advance_cursor", {"name": name, "seq": seq})
+
 
 async def _append_in_tx(
     conn: Conn, events: Sequence[AnyEvent], known_tasks: dict[str, Task] | None = None

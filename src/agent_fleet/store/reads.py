@@ -82,8 +82,7 @@ class QueryReads(ABC):
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
         return [recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
 
-    async def iter_events(self, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
-        after = 0
+    async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
         while True:
             rows = await self._rows("events_after", {"after": after, "limit": batch})
             for row in rows:
@@ -91,6 +90,10 @@ class QueryReads(ABC):
             if len(rows) < batch:
                 return
             after = rows[-1][0]
+
+    async def read_cursor(self, name: str) -> int:
+        rows = await self._rows("read_cursor", {"name": name})
+        return int(rows[0][0]) if rows else 0
 
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         return await self._tasks("all_tasks", {}), await self._agents("all_agents", {})

@@ -220,6 +220,12 @@ class SqliteEventStore(QueryReads):
 
         await self._run(_forget)
 
+    async def advance_cursor(self, name: str, seq: int) -> None:
+        def _advance(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["advance_cursor"], {"name": name, "seq": seq})
+
+        await self._run(_advance)
+
     # --- reads: the shared QueryReads, run on the store's thread ---------------------
 
     async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -186,3 +186,11 @@ ON CONFLICT DO NOTHING
 
 -- name: forget_delivery
 DELETE FROM webhook_deliveries WHERE delivery_id = %(delivery_id)s
+
+-- name: read_cursor
+SELECT seq FROM cursors WHERE name = %(name)s
+
+-- name: advance_cursor
+-- Only forward: two replicas following the same log never move it back.
+INSERT INTO cursors (name, seq) VALUES (%(name)s, %(seq)s)
+ON CONFLICT (name) DO UPDATE SET seq = GREATEST(cursors.seq, excluded.seq)

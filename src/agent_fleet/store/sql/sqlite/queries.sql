@@ -152,3 +152,11 @@ VALUES (:delivery_id, :content_key, :event, :at)
 
 -- name: forget_delivery
 DELETE FROM webhook_deliveries WHERE delivery_id = :delivery_id
+
+-- name: read_cursor
+SELECT seq FROM cursors WHERE name = :name
+
+-- name: advance_cursor
+-- Only forward: two replicas following the same log never move it back.
+INSERT INTO cursors (name, seq) VALUES (:name, :seq)
+ON CONFLICT (name) DO UPDATE SET seq = max(cursors.seq, excluded.seq)

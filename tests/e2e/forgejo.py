@@ -1,0 +1,74 @@
+"""The Forgejo stand-in (tests/forgejo_standin.py) as a separate process for e2e tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ForgejoStandIn:
+    port: int
+    token: str
+    proc: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, token: str, log: Path) -> ForgejoStandIn:
+        port = free_port()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.forgejo_standin",
+                    "--port",
+                    str(port),
+                    "--token",
+                    token,
+                ],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        standin = cls(port, token, proc)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                standin.report()
+                return standin
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        proc.kill()
+        raise RuntimeError(f"the Forgejo stand-in did not start: {log.read_text()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set(self, what: str, **data: Any) -> None:
+        reply = httpx.post(f"{self.url}/_standin/{what}", json=data, timeout=5)
+        assert reply.status_code == 200, reply.text
+
+    def report(self) -> dict[str, Any]:
+        reply = httpx.get(f"{self.url}/_standin/report", timeout=5)
+        reply.raise_for_status()
+        body: dict[str, Any] = reply.json()
+        return body
+
+    def comments(self, repo: str, number: int) -> list[str]:
+        found: list[str] = self.report()["comments"].get(f"{repo}#{number}", [])
+        return found
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)

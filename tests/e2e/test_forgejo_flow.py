@@ -1,0 +1,219 @@
+"""Forgejo end to end, with real HTTP both ways: signed deliveries into a real server, and
+the server's API calls into a Forgejo stand-in process that checks every request and
+answer against Forgejo's API description (tests/forgejo_standin.py)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.forgejo import ForgejoStandIn
+from tests.e2e.helpers import dequeue, events, register, task, wait_for
+from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+from tests.e2e.test_webhooks import SECRET, deliver
+
+FORGE_TOKEN = "forgejo-api-token-5c1e8a"
+REPO = "acme/widgets"
+RUST = {'"name": "task"': '"name": "agent:code:rust"'}
+
+
+@pytest.fixture
+def forgejo(tmp_path: Path) -> Iterator[ForgejoStandIn]:
+    standin = ForgejoStandIn.start(FORGE_TOKEN, tmp_path / "standin.log")
+    standin.set("permission", repo=REPO, user="carol", level="write")
+    standin.set("permission", repo=REPO, user="mallory", level="read")
+    yield standin
+    report = standin.report()
+    standin.stop()
+    assert report["violations"] == [], "requests or answers outside Forgejo's API"
+
+
+def fleet_with(tmp_path: Path, forgejo: ForgejoStandIn, **forge: Any) -> ServerProcess:
+    return ServerProcess(
+        tmp_path,
+        forgejo={
+            "url": forgejo.url,
+            "token": FORGE_TOKEN,
+            "webhook_secret": SECRET,
+            "reconcile_interval_secs": 1,
+            **forge,
+        },
+    )
+
+
+def clients(server: ServerProcess) -> tuple[httpx.Client, httpx.Client]:
+    admin = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    )
+    puller = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {PULL_TOKEN}"}, timeout=30
+    )
+    return admin, puller
+
+
+def complete(puller: httpx.Client, task_id: str, lease: str, pr_url: str) -> dict[str, Any]:
+    reply = puller.post(
+        f"/api/v1/tasks/{task_id}/complete",
+        json={
+            "agent_id": "rusty",
+            "lease": lease,
+            "status": "completed",
+            "summary": "fixed the export",
+            "artifacts": [{"type": "pr", "url": pr_url}],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def test_an_issue_becomes_a_task_a_pr_and_a_merge_with_comments_on_the_issue(
+    tmp_path: Path, forgejo: ForgejoStandIn
+) -> None:
+    forgejo.set(
+        "issue",
+        repo=REPO,
+        number=12,
+        title="Export is empty",
+        body="see logs",
+        labels=["bug"],  # the agent label arrives with the delivery below
+        labelled_by="carol",
+    )
+    server = fleet_with(tmp_path, forgejo).start()
+    admin, puller = clients(server)
+    try:
+        made = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="d-1")
+        assert made.status_code == 200 and made.json()["status"] == "created"
+        task_id = made.json()["task_id"]
+        assert task(admin, task_id)["required_capabilities"] == ["code:rust"]
+        again = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="d-1")
+        assert again.json()["status"] == "duplicate"
+        assert len(admin.get("/api/v1/tasks").json()["tasks"]) == 1
+
+        register(puller, "rusty", ["code:rust"])
+        got = dequeue(puller, "rusty")
+        assert got is not None and got[0] == task_id
+        forgejo.set("pull", repo=REPO, number=13, branch=f"task/{task_id}", body="Closes #12")
+        reviewed = complete(puller, task_id, got[1], f"{forgejo.url}/{REPO}/pulls/13")
+        assert reviewed["state"] == "review_pending"
+
+        merged = deliver(
+            admin,
+            "pull_request_closed_merged.json",
+            replace={"task/12-empty-export": f"task/{task_id}"},
+        )
+        assert merged.json() == {"status": "pull request merged", "task_id": task_id}
+        assert task(admin, task_id)["state"] == "completed"
+
+        def said() -> list[str]:
+            return forgejo.comments(REPO, 12)
+
+        wait_for(lambda: len(said()) >= 3, 15, "three comments on the issue")
+        comments = said()
+        assert [c.split()[1] for c in comments] == ["Picked", "Pull", "Completed"], comments
+        assert all("<!-- agent-fleet event" in c for c in comments)
+        server.stop()
+        server.start()  # a restart re-reads nothing twice: still three comments
+        wait_for(lambda: "GET /user/repos" in forgejo.report()["calls"], 10, "a reconcile pass")
+        assert len(said()) == 3
+        everything = "\n".join(comments)
+        for secret in (FORGE_TOKEN, SECRET, ADMIN_TOKEN, PULL_TOKEN, got[1]):
+            assert secret not in everything
+    finally:
+        admin.close()
+        puller.close()
+        server.stop()
+
+
+def test_a_receipt_naming_a_pr_that_does_not_exist_is_receipt_invalid(
+    tmp_path: Path, forgejo: ForgejoStandIn
+) -> None:
+    server = fleet_with(tmp_path, forgejo, comment_on=["failed"]).start()
+    admin, puller = clients(server)
+    try:
+        task_id = deliver(admin, "issues_label_updated.json", replace=RUST).json()["task_id"]
+        register(puller, "rusty", ["code:rust"])
+        got = dequeue(puller, "rusty")
+        assert got is not None
+        body = complete(puller, task_id, got[1], f"{forgejo.url}/{REPO}/pulls/99")
+        assert body["state"] == "created" and body["attempt"] == 1  # failed, then retried
+        history = admin.get(f"/api/v1/tasks/{task_id}/events").json()["events"]
+        (failed,) = [e for e in history if e["type"] == "task.failed"]
+        assert failed["data"]["reason"] == "receipt_invalid"
+        assert "does not exist" in failed["data"]["message"]
+        assert events(admin, task_id)[-1] == "task.retried"
+        # Issue #12 does not exist in this forge: its comment is dropped, not retried forever.
+        wait_for(
+            lambda: (
+                "POST /repos/{owner}/{repo}/issues/{index}/comments" in forgejo.report()["calls"]
+            ),
+            15,
+            "a comment attempt",
+        )
+    finally:
+        admin.close()
+        puller.close()
+        server.stop()
+
+
+def test_issues_labelled_while_the_service_was_down_get_their_task(
+    tmp_path: Path, forgejo: ForgejoStandIn
+) -> None:
+    # Labelled while nothing listened: no webhook will ever arrive for these.
+    forgejo.set(
+        "issue",
+        repo=REPO,
+        number=20,
+        title="Add CSV export",
+        body="please",
+        labels=["agent:code:rust", "priority:high"],
+        labelled_by="carol",
+    )
+    forgejo.set(
+        "issue",
+        repo=REPO,
+        number=21,
+        title="Rewrite in COBOL",
+        body="now",
+        labels=["agent:code:cobol"],
+        labelled_by="mallory",
+    )  # no write access
+    forgejo.set(
+        "issue", repo=REPO, number=22, title="Unlabelled", body="", labels=[], labelled_by="carol"
+    )
+    server = fleet_with(tmp_path, forgejo).start()
+    admin, puller = clients(server)
+    try:
+
+        def tasks() -> list[dict[str, Any]]:
+            listed: list[dict[str, Any]] = admin.get("/api/v1/tasks").json()["tasks"]
+            return listed
+
+        wait_for(lambda: len(tasks()) >= 1, 15, "reconciliation")
+        wait_for(lambda: forgejo.report()["calls"].count("GET /user/repos") >= 2, 15, "2 passes")
+        (made,) = tasks()
+        assert made["source"]["issue_number"] == 20
+        assert made["required_capabilities"] == ["code:rust"] and made["priority"] == 10
+
+        # A PR merged while we were not told (lost webhook): the review is re-read.
+        register(puller, "rusty", ["code:rust"])
+        got = dequeue(puller, "rusty")
+        assert got is not None
+        forgejo.set("pull", repo=REPO, number=30, branch=f"task/{made['task_id']}", body="")
+        complete(puller, made["task_id"], got[1], f"{forgejo.url}/{REPO}/pulls/30")
+        forgejo.set(
+            "pull",
+            repo=REPO,
+            number=30,
+            branch=f"task/{made['task_id']}",
+            body="",
+            state="closed",
+            merged=True,
+        )
+        wait_for(lambda: task(admin, made["task_id"])["state"] == "completed", 15, "merge seen")
+    finally:
+        admin.close()
+        puller.close()
+        server.stop()
