@@ -88,6 +88,7 @@ def fleet_options(settings: Settings) -> FleetOptions:
         ssh_poll_interval=timedelta(seconds=orch.ssh_poll_interval_secs),
         keep_failed_workspaces_days=orch.keep_failed_workspaces_days,
         reconcile_interval=timedelta(seconds=settings.forgejo.reconcile_interval_secs),
+        max_review_rounds=settings.forgejo.max_review_rounds,
     )
 
 

@@ -139,6 +139,25 @@ def test_a_pr_seen_before_the_receipt_makes_the_receipt_a_review() -> None:
     assert isinstance(done, TaskCompleted)  # a closed PR is not one to review
 
 
+def test_a_review_sends_the_task_back_on_its_pr_until_rounds_run_out() -> None:
+    review = fold(
+        held(), t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED, pr=True), T0, "a", POLICY)
+    )
+    [back] = t.send_back(review, "fix the tests", T0, "hook", max_rounds=1)
+    again = fold(review, [back])
+    assert again.state is TaskState.CREATED and again.attempt == 1
+    assert again.prompt == "fix the tests" and again.pr == review.pr  # same branch, same PR
+    assert again.review_rounds == 1
+    with pytest.raises(InvalidTransition):
+        t.send_back(again, "more", T0, "hook", max_rounds=1)  # not under review now
+    # Back under review (the agent pushed; its receipt names no PR): no round left.
+    assigned = fold(again, t.assign(again, A, None, Lease("L2"), T0, "a"))
+    done = receipt(ReceiptStatus.COMPLETED, lease="L2")
+    reviewing = fold(assigned, t.accept_receipt(assigned, done, T0, "a", POLICY))
+    assert reviewing.state is TaskState.REVIEW_PENDING
+    assert t.send_back(reviewing, "still wrong", T0, "hook", max_rounds=1) == []
+
+
 def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
     assigned = held(TaskState.ASSIGNED)
     rerouted = fold(assigned, t.reroute(assigned, ("b",), 5, T0, "hook"))

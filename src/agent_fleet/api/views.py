@@ -80,6 +80,7 @@ class TaskOut(BaseModel):
     pr: PullRequestOut | None
     progress: float | None
     progress_message: str | None
+    review_rounds: int = 0
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:
@@ -136,6 +137,7 @@ def task_out(task: Task) -> TaskOut:
         else None,
         progress=task.progress,
         progress_message=task.progress_message,
+        review_rounds=task.review_rounds,
     )
 
 

@@ -96,6 +96,8 @@ class TaskRetried(Event):
     manual: bool
     #: A new prompt for this attempt (a review's requested changes), else None.
     prompt: str | None = None
+    #: Sent back by a review that requested changes: the PR stays, a review round is used.
+    review: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -69,6 +69,7 @@ class Task:
     pr: PullRequest | None = None
     progress: float | None = None
     progress_message: str | None = None
+    review_rounds: int = 0
 
     @property
     def branch_name(self) -> str:
@@ -185,9 +186,10 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
                 retry_at=None,
                 failure=None,
                 receipt=None,
-                pr=None,
+                pr=task.pr if event.review else None,
                 progress=None,
                 progress_message=None,
+                review_rounds=task.review_rounds + int(event.review),
             )
         case TaskCancelled():
             return replace(task, state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
@@ -426,6 +428,28 @@ def retry(
             attempt=task.attempt + 1,
             manual=manual,
             prompt=prompt,
+        )
+    ]
+
+
+def send_back(
+    task: Task, prompt: str, now: datetime, actor: str, max_rounds: int
+) -> list[TaskEvent]:
+    """A review requested changes: a new attempt on the same branch and PR, with the
+    review as its prompt, while review rounds remain (then people take it from here)."""
+    _require(task, {TaskState.REVIEW_PENDING}, "send back for changes")
+    if task.review_rounds >= max_rounds:
+        return []
+    return [
+        TaskRetried(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            attempt=task.attempt + 1,
+            manual=False,
+            prompt=prompt,
+            review=True,
         )
     ]
 

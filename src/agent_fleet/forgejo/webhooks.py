@@ -88,20 +88,31 @@ class IssuePayload(_Loose):
     sender: User
 
 
+class Review(_Loose):
+    type: str = ""
+    content: str = ""
+
+
 class PullRequestPayload(_Loose):
     action: str
     pull_request: PullRequest
     repository: Repository
     sender: User
+    review: Review | None = None  # pull_request_approved / _rejected / _comment
 
 
 Parsed = IssuePayload | PullRequestPayload | None
 
 
 def parse(event: str, body: bytes) -> Parsed:
-    """The payload for `issues` and `pull_request` events; None for events we ignore."""
+    """The payload for `issues`, `pull_request` and `pull_request_rejected` (a review that
+    requested changes) events; None for events we ignore."""
     kind: Literal["issues", "pull_request"] | None = (
-        "issues" if event == "issues" else "pull_request" if event == "pull_request" else None
+        "issues"
+        if event == "issues"
+        else "pull_request"
+        if event in ("pull_request", "pull_request_rejected")
+        else None
     )
     if kind is None:
         return None
@@ -142,4 +153,10 @@ def to_event(payload: IssuePayload | PullRequestPayload) -> IssueEvent | PullReq
         branch=pr.head.label or pr.head.ref,
         merged=pr.merged,
         state=pr.state,
+        sender=payload.sender.login,
+        changes_requested=(
+            payload.review.content
+            if payload.review is not None and payload.review.type.endswith("rejected")
+            else None
+        ),
     )

@@ -71,6 +71,11 @@ def comment_text(event: AnyEvent, task: Task) -> tuple[CommentOn, str] | None:
                 f"⚠️ Attempt {task.attempt + 1} lost its agent (`agent_lost`). {then}\n\n"
                 f"{_quote(event.message)}"
             )
+        case TaskRetried() if event.review:
+            return CommentOn.RETRIED, (
+                f"🔁 Sent back to the agent for the changes requested in review "
+                f"(round {task.review_rounds}): attempt {event.attempt + 1}."
+            )
         case TaskRetried():
             how = "by hand" if event.manual else "automatically"
             return CommentOn.RETRIED, f"🔁 Retrying {how}: attempt {event.attempt + 1}."

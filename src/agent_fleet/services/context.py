@@ -24,6 +24,7 @@ class FleetOptions:
     keep_failed_workspaces_days: int = 7
     reconcile_interval: timedelta = timedelta(minutes=5)
     comment_interval: timedelta = timedelta(seconds=2)
+    max_review_rounds: int = 3
 
     @property
     def heartbeat_timeout(self) -> timedelta:

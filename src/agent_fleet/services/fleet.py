@@ -45,7 +45,9 @@ class Fleet:
     ) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
-        webhooks = WebhookService(ctx, tasks, allowed_repos or [], ctx.forge)
+        webhooks = WebhookService(
+            ctx, tasks, allowed_repos or [], ctx.forge, ctx.options.max_review_rounds
+        )
         forge = ctx.forge
         dispatcher = (
             Dispatcher(ctx, tasks, hosts, slots or [], ctx.options.keep_failed_workspaces_days)

@@ -13,7 +13,7 @@ from agent_fleet.domain.values import PullRequest, Source
 from agent_fleet.ports import Forge, TaskQuery
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
-from agent_fleet.services.forge_prompt import issue_prompt
+from agent_fleet.services.forge_prompt import issue_prompt, review_prompt
 from agent_fleet.services.tasks import CreateTask, TaskService, new_task_id
 
 BRANCH_PREFIX = "task/"
@@ -47,6 +47,9 @@ class PullRequestEvent:
     branch: str
     merged: bool
     state: str
+    sender: str = ""
+    #: The review's text when it requested changes, else None.
+    changes_requested: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,10 @@ class WebhookService:
         tasks: TaskService,
         allowed_repos: list[str],
         forge: Forge | None = None,
+        max_review_rounds: int = 3,
     ) -> None:
         self._ctx = ctx
+        self._max_review_rounds = max_review_rounds
         self._tasks = tasks
         self._allowed = set(allowed_repos)
         self._forge = forge
@@ -184,6 +189,8 @@ class WebhookService:
         if not pr.branch.startswith(BRANCH_PREFIX):
             return Outcome("ignored: not a task branch")
         task_id = TaskId(pr.branch[len(BRANCH_PREFIX) :])
+        if pr.changes_requested is not None:
+            return await self._changes_requested(task_id, pr, actor)
         if pr.merged:
             state = PrState.MERGED
         else:
@@ -197,3 +204,27 @@ class WebhookService:
         except FleetError:
             return Outcome("ignored: no such task")
         return Outcome(f"pull request {state.value}", after.task_id)
+
+    async def _changes_requested(
+        self, task_id: TaskId, pr: PullRequestEvent, actor: str
+    ) -> Outcome:
+        if not await self.may_trigger(pr.repo, pr.sender):
+            return Outcome(f"ignored: {pr.sender or 'the reviewer'} has no write access")
+        now = self._ctx.clock.now()
+        review = pr.changes_requested or "(no text)"
+        rounds = self._max_review_rounds
+
+        def decide(t: Task) -> list[TaskEvent]:
+            if t.state is not TaskState.REVIEW_PENDING:
+                return []
+            prompt = review_prompt(t.prompt, pr.url, pr.sender, review)
+            return task_model.send_back(t, prompt, now, actor, rounds)
+
+        try:
+            before = await self._ctx.store.get_task(task_id)
+            after = await decide_task(self._ctx, task_id, decide)
+        except FleetError:
+            return Outcome("ignored: no such task")
+        if before is not None and after.version != before.version:
+            return Outcome("sent back for changes", after.task_id)
+        return Outcome("unchanged: not under review, or review rounds used up", after.task_id)
