@@ -151,12 +151,6 @@ def _write_operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, An
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the agent endpoints' OpenAPI documents only 200/422, yet they answer "
-    "400 (malformed JSON), 401 (token), 403 and 404 (unknown agent): the agents router "
-    "is built without `responses=ERRORS` (src/agent_fleet/api/agents.py:21)",
-)
 def test_every_write_documents_its_refusals(admin_h: httpx.Client) -> None:
     spec = admin_h.get("/openapi.json").json()
     undocumented = [
@@ -168,12 +162,6 @@ def test_every_write_documents_its_refusals(admin_h: httpx.Client) -> None:
     assert undocumented == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GET /api/v1/tasks/{task_id}/logs documents its JSON error replies "
-    "(404, 422, ...) as text/plain, because response_class=PlainTextResponse also "
-    "applies to the shared ERRORS responses (src/agent_fleet/api/logs.py:26)",
-)
 def test_log_read_errors_are_documented_as_json(admin_h: httpx.Client) -> None:
     spec = admin_h.get("/openapi.json").json()
     responses = spec["paths"]["/api/v1/tasks/{task_id}/logs"]["get"]["responses"]
@@ -242,7 +230,7 @@ def test_oversized_deep_and_undecodable_bodies_are_refused_cleanly(
             content = body if body is not None else chunked()
             reply = client.post(path, content=content, headers=headers)
             tried += 1
-            expected_413 = label == "413 declared"  # chunked: see the xfail below
+            expected_413 = label.startswith("413")
             if (expected_413 and reply.status_code != 413) or not is_clean_refusal(reply):
                 wrong.append((path, label, reply.status_code, reply.text[:200]))
         # Deep but parseable nesting inside a free-form field: stored or refused, never 5xx.
@@ -264,13 +252,6 @@ def test_oversized_deep_and_undecodable_bodies_are_refused_cleanly(
     finish(hostile_server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an oversized body sent chunked (no Content-Length) is refused 400 "
-    "'There was an error parsing the body' instead of 413: BodySizeLimit raises "
-    "BodyTooLarge from receive() (src/agent_fleet/api/limits.py:34), FastAPI's body "
-    "reader catches every exception and answers 400 before the middleware's except runs",
-)
 def test_an_oversized_chunked_body_is_413(admin_h: httpx.Client) -> None:
     def chunked() -> Iterator[bytes]:
         yield b'{"title": "t", "prompt": "'
@@ -528,13 +509,6 @@ def test_markup_in_titles_and_receipts_is_escaped_on_the_dashboard(
         assert escaped in pages[path].text, f"{path} does not show the escaped text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a receipt's PR artifact URL is not checked for its scheme and is rendered "
-    "as <a href> on the task page, so `javascript:` URLs become clickable script "
-    "(src/agent_fleet/web/templates/_task_detail.html:20; ArtifactBody.url in "
-    "src/agent_fleet/api/schemas.py:120 accepts any string)",
-)
 def test_a_javascript_pr_url_never_becomes_a_link(
     admin_h: httpx.Client, puller_h: httpx.Client
 ) -> None:

@@ -8,6 +8,7 @@ from agent_fleet.api.auth import require_agent, require_registration
 from agent_fleet.api.deps import AuthDep, FleetDep
 from agent_fleet.api.schemas import AgentRef, Capability, HeartbeatBody, RegisterBody
 from agent_fleet.api.views import (
+    ERRORS,
     AgentList,
     DeregisterReply,
     HeartbeatReply,
@@ -18,7 +19,7 @@ from agent_fleet.domain.states import AgentMode, AgentStatus
 from agent_fleet.ports import AgentQuery
 from agent_fleet.services.agents import RegisterAgent
 
-router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 
 
 @router.post("/register")

@@ -22,6 +22,9 @@ class BodySizeLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _refuse(send, self.max_bytes)
             return
+        if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            await self._buffered(scope, receive, send)
+            return
         seen = 0
         started = False
 
@@ -45,6 +48,34 @@ class BodySizeLimit:
             # A chunked body that grew past the limit: nothing was parsed or stored.
             if not started:
                 await _refuse(send, self.max_bytes)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body of unknown length (chunked) is read up to the limit before the app sees
+        it: over the limit is a 413 here, not a parse error deep in the framework."""
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _refuse(send, self.max_bytes)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replaying() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replaying
 
 
 async def _refuse(send: Send, max_bytes: int) -> None:

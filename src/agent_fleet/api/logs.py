@@ -8,8 +8,8 @@ from fastapi.responses import PlainTextResponse
 from agent_fleet.api.auth import require_agent
 from agent_fleet.api.deps import AuthDep, FleetDep
 from agent_fleet.api.schemas import LogChunkBody
-from agent_fleet.api.tasks import ERRORS, TaskIdPath
-from agent_fleet.api.views import LogAck
+from agent_fleet.api.tasks import TaskIdPath
+from agent_fleet.api.views import ERRORS, JSON_ERRORS, LogAck
 
 router = APIRouter(prefix="/api/v1", tags=["logs"], responses=ERRORS)
 
@@ -26,7 +26,10 @@ async def append_log(
 @router.get(
     "/tasks/{task_id}/logs",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "log text from `offset`"}},
+    responses={
+        **JSON_ERRORS,
+        200: {"content": {"text/plain": {}}, "description": "log text from `offset`"},
+    },
 )
 async def read_log(
     task_id: TaskIdPath,

@@ -9,6 +9,7 @@ from agent_fleet.domain.states import ExecutionMode, ReceiptStatus
 from agent_fleet.domain.values import Artifact, Receipt, Usage
 
 MAX_LIST = 256
+HttpUrlText = Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
 ]
@@ -117,7 +118,10 @@ class LogChunkBody(AgentRef):
 
 class ArtifactBody(Body):
     type: Literal["pr", "commit"]
-    url: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    # http(s) only: the URL is shown as a link (a `javascript:` one would run script).
+    url: Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")] | None = (
+        None
+    )
     sha: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-fA-F]+$")] | None = None
     branch: ShortText | None = None
 

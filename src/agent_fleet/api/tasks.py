@@ -1,7 +1,7 @@
 """Task endpoints: operator CRUD and actions, and what pull agents call."""
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -18,7 +18,7 @@ from agent_fleet.api.schemas import (
     StatusBody,
 )
 from agent_fleet.api.views import (
-    ErrorOut,
+    ERRORS,
     EventList,
     Handout,
     StatusReply,
@@ -33,9 +33,6 @@ from agent_fleet.domain.values import Source
 from agent_fleet.ports import TaskQuery
 from agent_fleet.services.tasks import CreateTask
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)
-}
 router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=ERRORS)
 TaskIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 

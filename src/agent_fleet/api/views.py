@@ -265,3 +265,17 @@ class Health(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     code: str
+
+
+#: The refusals every API route may answer, documented once for all routers.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+#: The same, for routes whose success is not JSON (their errors still are).
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": "refused",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for code in ERRORS
+}

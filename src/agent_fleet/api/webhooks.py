@@ -5,7 +5,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from agent_fleet.api.tasks import ERRORS
+from agent_fleet.api.views import ERRORS
 from agent_fleet.domain.errors import Unauthorized
 from agent_fleet.forgejo import webhooks as forgejo
 
