@@ -1,79 +1,299 @@
-"""`python -m bench` (`make bench`): the pull cycle on SQLite and, when a server answers,
-on PostgreSQL with 1, 2 and 3 replicas. Writes bench/results/pull_cycle.{json,md}."""
+"""`python -m bench` (`make bench`): the whole benchmark suite in one run.
 
+Modules (each a `bench(cfg) -> Section`), in order:
+
+  pull       HTTP pull cycle, N = 1/16/32/64 agents (+ PostgreSQL) and a trivial FastAPI POST
+  dispatch   creation (API and signed webhook) → held by a long-polling agent, at half load
+  heartbeat  10,000 agents beating every 60 s: server CPU and latency
+  store      SqliteEventStore in-process vs raw SQLite transactions
+  large      db rebuild and restart at 1,000,000 events; RSS at 100,000 tasks
+  peers      Huey, Procrastinate, PgQueuer vs our store, same work
+
+Every figure is the median of `--runs` runs (default 3) with min–max. Results go
+to bench/results/latest.md and latest.json; the table is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
 import json
-import os
-import platform
-import secrets
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from bench.pull_cycle import run
+from bench.common import SCRATCH, Config, Section, machine
 
 RESULTS = Path(__file__).with_name("results")
-PG_ADMIN = os.environ.get("AGENT_FLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+MODULES = {
+    "pull": "bench.pull_cycle",
+    "dispatch": "bench.dispatch_latency",
+    "heartbeat": "bench.heartbeat_scale",
+    "store": "bench.event_store",
+    "large": "bench.large_store",
+    "peers": "bench.peers",
+}
 
 
-def _fresh_pg_database() -> str | None:
-    name = f"agent_fleet_bench_{secrets.token_hex(3)}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as e:
-        print(f"PostgreSQL column skipped: {e}")
+def _fig(sections: dict[str, Section], name: str, key: str) -> float | None:
+    section = sections.get(name)
+    if section is None:
         return None
-    return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    for metric in section.metrics:
+        if metric.key == key:
+            return metric.median
+    return None
 
 
-def _drop(url: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
 
 
-def main() -> None:
-    rows: list[dict[str, Any]] = []
-    for agents in (1, 16, 64):
-        rows.append(run(agents=agents, seconds=SECONDS, processes=2))
-        print(rows[-1])
-    for replicas in (1, 2, 3):
-        url = _fresh_pg_database()
-        if url is None:
-            break
-        try:
-            rows.append(run(agents=16, seconds=SECONDS, processes=2, db_url=url, replicas=replicas))
-            print(rows[-1])
-        finally:
-            _drop(url)
-    machine = {
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pull_cycle.json").write_text(
-        json.dumps({"machine": machine, "rows": rows}, indent=2)
-    )
-    lines = [
-        f"machine: {machine}",
-        "",
-        "| store | replicas | agents | cycles/s | dequeue p50/p99 ms | status p50/p99 ms"
-        " | complete p50/p99 ms |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['store']} | {r['replicas']} | {r['agents']} | {r['cycles_per_sec']} | "
-            f"{r.get('dequeue_p50_ms')}/{r.get('dequeue_p99_ms')} | "
-            f"{r.get('status_p50_ms')}/{r.get('status_p99_ms')} | "
-            f"{r.get('complete_p50_ms')}/{r.get('complete_p99_ms')} |"
+def ratios(s: dict[str, Section]) -> list[tuple[str, float | None]]:
+    pull32 = _fig(s, "pull", "sqlite_32") or _fig(s, "pull", "sqlite_16")
+    trivial = _fig(s, "pull", "trivial_post")
+    return [
+        ("pull cycle requests/s (3 × cycles/s, 32 agents) ÷ trivial POST req/s",
+         _ratio(3 * pull32 if pull32 else None, trivial)),
+        ("pull cycles/s (32 agents) ÷ trivial POST req/s", _ratio(pull32, trivial)),
+        ("store appends/s ÷ raw FULL tx/s",
+         _ratio(_fig(s, "store", "append"), _fig(s, "store", "raw_full"))),
+        ("store claim+complete/s ÷ raw 2-commit limit (FULL)",
+         _ratio(_fig(s, "store", "claim_complete"), _fig(s, "store", "raw_full_cycle"))),
+        ("store claim+complete/s ÷ raw 2-commit limit (NORMAL, store also NORMAL)",
+         _ratio(_fig(s, "store", "claim_complete_normal"),
+                (_fig(s, "store", "raw_normal") or 0) / 2 or None)),
+        ("ours (SQLite) ÷ Huey, same jobs",
+         _ratio(_fig(s, "peers", "ours_sqlite"), _fig(s, "peers", "huey"))),
+        ("store claim+complete/s ÷ Huey jobs/s",
+         _ratio(_fig(s, "store", "claim_complete"), _fig(s, "peers", "huey"))),
+        ("ours (PostgreSQL) ÷ Procrastinate",
+         _ratio(_fig(s, "peers", "ours_pg"), _fig(s, "peers", "procrastinate"))),
+        ("ours (PostgreSQL) ÷ PgQueuer",
+         _ratio(_fig(s, "peers", "ours_pg"), _fig(s, "peers", "pgqueuer"))),
+    ]  # fmt: skip
+
+
+def goals(s: dict[str, Section]) -> list[tuple[str, str, bool | None]]:
+    def check(
+        value: float | None, ok: Callable[[float], bool], fmt: str
+    ) -> tuple[str, bool | None]:
+        if value is None:
+            return "not measured", None
+        return fmt.format(value), ok(value)
+
+    out: list[tuple[str, str, bool | None]] = []
+    cc = _ratio(_fig(s, "store", "claim_complete"), _fig(s, "store", "raw_full_cycle"))
+    out.append(
+        (
+            "store claim+complete ≥ 50% of raw 2-commit limit",
+            *check(cc, lambda v: v >= 0.5, "{:.0%}"),
         )
-    table = "\n".join(lines)
-    (RESULTS / "pull_cycle.md").write_text(table + "\n")
-    print(table)
+    )
+    huey = _ratio(_fig(s, "peers", "ours_sqlite"), _fig(s, "peers", "huey"))
+    out.append(
+        ("store ahead of Huey (same jobs, same run)", *check(huey, lambda v: v > 1, "{:.2f}×"))
+    )
+    pull = _fig(s, "pull", "sqlite_32")
+    trivial = _fig(s, "pull", "trivial_post")
+    out.append(
+        (
+            "HTTP pull cycle, 32 agents ≥ 0.65× trivial POST (requests/s)",
+            *check(_ratio(3 * pull if pull else None, trivial), lambda v: v >= 0.65, "{:.2f}×"),
+        )
+    )
+    p99 = [_fig(s, "dispatch", "api_p99"), _fig(s, "dispatch", "webhook_p99")]
+    worst = max((p for p in p99 if p is not None), default=None)
+    out.append(
+        (
+            "creation→held p99 ≤ 25 ms at half load (worst of API, webhook)",
+            *check(worst, lambda v: v <= 25, "{:.1f} ms"),
+        )
+    )
+    out.append(
+        (
+            "10k agents at 60 s ≤ 10% of a core",
+            *check(_fig(s, "heartbeat", "cpu_pct"), lambda v: v <= 10, "{:.1f}%"),
+        )
+    )
+    out.append(
+        (
+            "1M-event rebuild ≤ 10 s",
+            *check(_fig(s, "large", "rebuild_secs"), lambda v: v <= 10, "{:.1f} s"),
+        )
+    )
+    out.append(
+        (
+            "restart ≤ 2 s at 1M events",
+            *check(_fig(s, "large", "restart_secs"), lambda v: v <= 2, "{:.2f} s"),
+        )
+    )
+    dups = s["pull"].checks.get("duplicate_assignments_total") if "pull" in s else None
+    out.append(
+        (
+            "0 duplicate assignments in every pull run",
+            *check(dups, lambda v: v == 0, "{:.0f} duplicates"),
+        )
+    )
+    return out  # fmt: skip
+
+
+def _num(x: float) -> str:
+    if x != x:
+        return "n/a"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def render(
+    info: dict[str, Any], sections: list[Section], errors: dict[str, str], cfg: Config
+) -> str:
+    by_name = {s.name: s for s in sections}
+    lines = [
+        "# Agent Fleet benchmarks — latest run",
+        "",
+        f"- when: {info['when']}, took {info['took_secs']:.0f} s"
+        + (" (`--quick`: reduced sizes, figures not comparable)" if cfg.quick else ""),
+        f"- machine: {info['machine']['cores']} cores, {info['machine']['machine']}, "
+        f"{info['machine']['memory_gb']} GiB, {info['machine']['system']}; "
+        f"Python {info['machine']['python']}",
+        f"- code: {info['code']}",
+        f"- each figure: median of {cfg.runs} runs, min–max in brackets",
+        "",
+        "| section | figure | median | min–max | unit |",
+        "|---|---|---:|---:|---|",
+    ]
+    for s in sections:
+        for m in s.metrics:
+            lo, hi = (min(m.runs), max(m.runs)) if m.runs else (float("nan"),) * 2
+            lines.append(
+                f"| {s.name} | {m.label.strip()} | {_num(m.median)} | "
+                f"{_num(lo)}–{_num(hi)} | {m.unit} |"
+            )
+    lines += ["", "## Ratios (of medians)", "", "| ratio | value |", "|---|---:|"]
+    for label, value in ratios(by_name):
+        lines.append(f"| {label} | {'n/a' if value is None else f'{value:.2f}'} |")
+    lines += ["", "## Goals (issue #7)", "", "| goal | measured | met |", "|---|---:|---|"]
+    for label, measured, ok in goals(by_name):
+        mark = "—" if ok is None else ("yes" if ok else "**no**")
+        lines.append(f"| {label} | {measured} | {mark} |")
+    lines += ["", "## Notes", ""]
+    for s in sections:
+        for note in s.notes:
+            lines.append(f"- {s.name}: {note}")
+    for name, error in errors.items():
+        lines.append(f"- {name}: FAILED — {error.strip().splitlines()[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def _code_version() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 -- git from PATH
+            capture_output=True,
+            text=True,
+            cwd=root,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            cwd=root,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    import agent_fleet
+
+    where = Path(agent_fleet.__file__).resolve().parent
+    return f"{rev}{' + uncommitted src changes' if dirty else ''} (agent_fleet from {where})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(MODULES),
+        metavar="NAME",
+        help=f"run only this module (repeatable): {', '.join(MODULES)}",
+    )
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="pull-cycle window (4)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="directory for latest.md / latest.json"
+    )
+    args = parser.parse_args(argv)
+    cfg = Config(quick=args.quick, runs=1 if args.quick else 3)
+    if args.runs:
+        cfg = replace(cfg, runs=args.runs)
+    if args.seconds:
+        cfg = replace(cfg, seconds=args.seconds)
+    names = args.only or list(MODULES)
+    info: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "code": _code_version(),
+        "config": {"quick": cfg.quick, "runs": cfg.runs, "seconds": cfg.seconds},
+    }
+    m = info["machine"]
+    print(f"machine: {m['cores']} cores, Python {m['python']}, {m['system']}", flush=True)
+    print(f"code: {info['code']}", flush=True)
+    started = time.monotonic()
+    sections: list[Section] = []
+    errors: dict[str, str] = {}
+    for name in names:
+        t0 = time.monotonic()
+        print(f"== {name} …", flush=True)
+        try:
+            module = importlib.import_module(MODULES[name])
+            section: Section = module.bench(cfg)
+        except Exception:
+            errors[name] = traceback.format_exc()
+            print(errors[name], file=sys.stderr, flush=True)
+            continue
+        sections.append(section)
+        for metric in section.metrics:
+            lo, hi = min(metric.runs), max(metric.runs)
+            print(
+                f"   {metric.label.strip()}: {_num(metric.median)} "
+                f"[{_num(lo)}–{_num(hi)}] {metric.unit}",
+                flush=True,
+            )
+        print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
+    info["took_secs"] = time.monotonic() - started
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    text = render(info, sections, errors, cfg)
+    by_name = {s.name: s for s in sections}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(text)
+    payload = {
+        **info,
+        "sections": [s.as_dict() for s in sections],
+        "ratios": [{"label": k, "value": v} for k, v in ratios(by_name)],
+        "goals": [{"goal": g, "measured": v, "met": ok} for g, v, ok in goals(by_name)],
+        "errors": errors,
+    }
+    (args.out / "latest.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print()
+    print(text)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -110,6 +110,8 @@ def build_fleet(
         slots=host_slots(settings),
         comment_on=frozenset(CommentOn(step) for step in settings.forgejo.comment_on),
         scrub=Scrubber(secret_values(settings)).scrub,
+        # SQLite: one orchestrator per file, so nothing else can be launching its runs.
+        exclusive_store=isinstance(store, SqliteEventStore),
     )
 
 

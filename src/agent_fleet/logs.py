@@ -46,3 +46,5 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, format="%(message)s")
+    # asyncssh logs every channel and command at INFO: only its problems belong in ours.
+    logging.getLogger("asyncssh").setLevel(max(level, logging.WARNING))

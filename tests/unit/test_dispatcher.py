@@ -14,9 +14,9 @@ from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, TaskState
 from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
-from agent_fleet.services.dispatch import Dispatcher, Slot
+from agent_fleet.services.dispatch import SSH_MODES, Dispatcher, Slot
 from agent_fleet.services.signal import AsyncioTaskSignal
-from agent_fleet.services.tasks import CreateTask, TaskService
+from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 
@@ -80,7 +80,9 @@ SLOTS = [
 ]
 
 
-def setup() -> tuple[Dispatcher, TaskService, ScriptedHosts, ManualClock, InMemoryEventStore]:
+def setup(
+    exclusive: bool = False,
+) -> tuple[Dispatcher, TaskService, ScriptedHosts, ManualClock, InMemoryEventStore]:
     store = InMemoryEventStore()
     clock = ManualClock()
     options = FleetOptions(
@@ -91,7 +93,8 @@ def setup() -> tuple[Dispatcher, TaskService, ScriptedHosts, ManualClock, InMemo
     ctx = Context(store=store, clock=clock, signal=AsyncioTaskSignal(), options=options)
     tasks = TaskService(ctx)
     hosts = ScriptedHosts()
-    return Dispatcher(ctx, tasks, hosts, SLOTS, keep_failed_days=7), tasks, hosts, clock, store
+    dispatcher = Dispatcher(ctx, tasks, hosts, SLOTS, keep_failed_days=7, exclusive=exclusive)
+    return dispatcher, tasks, hosts, clock, store
 
 
 async def new(tasks: TaskService, mode: ExecutionMode = ExecutionMode.SSH_CLI) -> str:
@@ -206,3 +209,24 @@ def test_pull_only_tasks_are_never_placed_on_hosts() -> None:
         assert hosts.launched == []
 
     asyncio.run(scenario())
+
+
+def test_after_a_restart_a_claimed_but_never_launched_task_is_lost_at_once_on_sqlite() -> None:
+    async def scenario() -> tuple[TaskState, TaskState]:
+        results = []
+        for exclusive in (True, False):
+            dispatcher, tasks, _, _, store = setup(exclusive=exclusive)
+            await dispatcher.register_slots()
+            task_id = await new(tasks)
+            agent = await store.get_agent(SLOTS[0].agent_id)
+            assert agent is not None
+            # The previous process claimed it and died before launching.
+            claimed = await store.claim_task(agent, SSH_MODES, new_lease(), ManualClock().now())
+            assert claimed is not None and claimed.task_id == task_id
+            await dispatcher.watch()
+            results.append((await tasks.get(task_id)).state)
+        return results[0], results[1]
+
+    alone, with_replicas = asyncio.run(scenario())
+    assert alone is TaskState.CREATED  # lost and retried at once: nobody else launches
+    assert with_replicas is TaskState.ASSIGNED  # another replica may be launching it

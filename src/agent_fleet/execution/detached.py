@@ -85,6 +85,9 @@ cat > "$root/meta/prompt.md"
 
 _WRITE = r"""umask 077; cat > "$1" """
 
+# The attempt's directory, then its task's directory once no attempt is left in it.
+_REMOVE = r"""rm -rf -- "$1" && rmdir -- "${1%/*}" 2>/dev/null; exit 0"""
+
 _READ_FROM = r"""
 [ -f "$1" ] || exit 3
 tail -c "+$(($2 + 1))" -- "$1" | head -c "$3"
@@ -217,7 +220,7 @@ class DetachedRuns:
             raise RunError(f"cannot stop the run in {paths.root}: {done.why()}")
 
     async def remove(self, paths: RunPaths) -> None:
-        await self._must(["rm", "-rf", "--", paths.root], "rm")
+        await self._sh(_REMOVE, paths.root)
 
     async def purge_older_than(self, days: int) -> None:
         await self._sh(_PURGE, self.work_dir, str(int(days)), limit_secs=120)

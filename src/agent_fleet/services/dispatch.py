@@ -89,8 +89,13 @@ class Dispatcher:
         runs: HostRuns,
         slots: Sequence[Slot],
         keep_failed_days: int,
+        exclusive: bool = False,
     ) -> None:
+        """`exclusive`: this process is the only orchestrator on its store (SQLite), so a
+        held task whose run it is not launching and cannot find is lost at once; with
+        replicas (PostgreSQL) another one may be launching it, so grace periods apply."""
         self._ctx = ctx
+        self._exclusive = exclusive
         self._tasks = tasks
         self._runs = runs
         self._slots = list(slots)
@@ -231,13 +236,13 @@ class Dispatcher:
         now = self._ctx.clock.now()
         if run is None:
             assigned_long_ago = task.assigned_at is None or now - task.assigned_at > LAUNCH_GRACE
-            if task.state is TaskState.RUNNING or assigned_long_ago:
+            if self._exclusive or task.state is TaskState.RUNNING or assigned_long_ago:
                 await self._lose(task, f"its run is gone from host {slot.host_id}")
                 return 1
             return 0
         match run.phase:
             case RunPhase.PREPARING:
-                if run.age_secs > PREPARE_LIMIT_SECS:
+                if self._exclusive or run.age_secs > PREPARE_LIMIT_SECS:
                     await self._lose(task, "its workspace was never ready")
                     return 1
                 return 0
@@ -262,7 +267,10 @@ class Dispatcher:
         )
         succeeded = current and task is not None and task.state in _SUCCEEDED
         if run.phase is RunPhase.PREPARING and run.age_secs < PREPARE_LIMIT_SECS:
-            return 0  # perhaps another replica's launch in progress
+            if not self._exclusive:
+                return 0  # perhaps another replica's launch in progress
+            if key in self._followed.launching:
+                return 0
         if run.phase in (RunPhase.ALIVE, RunPhase.PREPARING) and not succeeded:
             why = task.state if task is not None else "unknown task"
             log.info("stopping run", task_id=key.task_id, attempt=key.attempt, why=str(why))

@@ -42,6 +42,7 @@ class Fleet:
         slots: list[Slot] | None = None,
         comment_on: frozenset[CommentOn] = frozenset(CommentOn),
         scrub: Callable[[str], str] = lambda text: text,
+        exclusive_store: bool = False,
     ) -> "Fleet":
         tasks = TaskService(ctx)
         agents = AgentService(ctx, tasks)
@@ -50,7 +51,14 @@ class Fleet:
         )
         forge = ctx.forge
         dispatcher = (
-            Dispatcher(ctx, tasks, hosts, slots or [], ctx.options.keep_failed_workspaces_days)
+            Dispatcher(
+                ctx,
+                tasks,
+                hosts,
+                slots or [],
+                ctx.options.keep_failed_workspaces_days,
+                exclusive=exclusive_store,
+            )
             if hosts is not None
             else None
         )

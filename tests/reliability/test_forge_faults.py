@@ -1,0 +1,91 @@
+"""Forgejo answering 500s: nothing is lost and nothing is done twice. The stand-in
+(tests/forgejo_standin.py) fails the next N API calls on request."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.forgejo import ForgejoStandIn
+from tests.e2e.helpers import dequeue, register, task, wait_for
+from tests.e2e.test_forgejo_flow import FORGE_TOKEN, REPO, RUST, clients, fleet_with
+from tests.e2e.test_webhooks import deliver
+
+
+@pytest.fixture
+def forgejo(tmp_path: Path) -> Iterator[ForgejoStandIn]:
+    standin = ForgejoStandIn.start(FORGE_TOKEN, tmp_path / "standin.log")
+    standin.set("permission", repo=REPO, user="carol", level="write")
+    standin.set(
+        "issue",
+        repo=REPO,
+        number=12,
+        title="Export is empty",
+        body="",
+        labels=[],
+        labelled_by="carol",
+    )
+    yield standin
+    report = standin.report()
+    standin.stop()
+    assert report["violations"] == []
+
+
+def test_a_forge_outage_delays_work_but_loses_and_repeats_nothing(
+    tmp_path: Path, forgejo: ForgejoStandIn
+) -> None:
+    server = fleet_with(tmp_path, forgejo).start()
+    admin, puller = clients(server)
+    faults = 0
+    try:
+        # The permission check fails: the delivery is not handled and not remembered,
+        # so Forgejo's "redeliver" (same body, new id) is handled once it is back.
+        forgejo.set("fail", count=1000)
+        down = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="d-1")
+        faults += 1
+        assert down.status_code == 502, down.text
+        assert admin.get("/api/v1/tasks").json()["tasks"] == []
+        forgejo.set("fail", count=0)
+        up = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="d-2")
+        assert up.json()["status"] == "created"
+        task_id = up.json()["task_id"]
+
+        # The receipt cannot be checked: refused with 502, kept by the agent, sent again.
+        register(puller, "rusty", ["code:rust"])
+        got = dequeue(puller, "rusty")
+        assert got is not None
+        forgejo.set("pull", repo=REPO, number=13, branch=f"task/{task_id}", body="Closes #12")
+        receipt = {
+            "agent_id": "rusty",
+            "lease": got[1],
+            "status": "completed",
+            "summary": "fixed",
+            "artifacts": [{"type": "pr", "url": f"{forgejo.url}/{REPO}/pulls/13"}],
+        }
+        forgejo.set("fail", count=1000)
+        refused = puller.post(f"/api/v1/tasks/{task_id}/complete", json=receipt)
+        faults += 1
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["code"] == "forge_unavailable"
+        assert task(admin, task_id)["state"] == "assigned"  # nothing recorded
+        forgejo.set("fail", count=0)
+        accepted = puller.post(f"/api/v1/tasks/{task_id}/complete", json=receipt)
+        assert accepted.json()["state"] == "review_pending"
+
+        # Comments wait out the outage, then each is posted exactly once.
+        forgejo.set("fail", count=1000)
+        faults += 1
+        wait_for(lambda: forgejo.report()["calls"][-1].startswith("GET /repos"), 10, "tries")
+        assert forgejo.comments(REPO, 12) == []
+        forgejo.set("fail", count=0)
+        wait_for(lambda: len(forgejo.comments(REPO, 12)) >= 2, 20, "comments after the outage")
+        server.stop()
+        server.start()
+        wait_for(lambda: "GET /user/repos" in forgejo.report()["calls"], 10, "reconcile pass")
+        comments = forgejo.comments(REPO, 12)
+    finally:
+        admin.close()
+        puller.close()
+        server.stop()
+    assert [c.split()[1] for c in comments] == ["Picked", "Pull"], comments
+    print(f"forge faults: {faults} outages, nothing lost, {len(comments)} comments once each")
