@@ -37,6 +37,7 @@ class TaskQuery:
     state: TaskState | None = None
     agent_id: str | None = None
     repo: str | None = None
+    issue_number: int | None = None
     limit: int = 100
     #: Keyset cursor: the (created_at, task_id) of the last task of the previous page.
     after: tuple[datetime, str] | None = None

@@ -162,6 +162,7 @@ class InMemoryEventStore:
                 (query.state is None or t.state is query.state)
                 and (query.agent_id is None or t.agent_id == query.agent_id)
                 and (query.repo is None or t.source.repo == query.repo)
+                and (query.issue_number is None or t.source.issue_number == query.issue_number)
                 and (query.after is None or (t.created_at, t.task_id) < query.after)
             )
 

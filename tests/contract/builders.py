@@ -25,6 +25,7 @@ def created(
     when: float = 0,
     mode: ExecutionMode = ExecutionMode.UNDECIDED,
     repo: str | None = None,
+    issue: int | None = None,
     timeout: int = 60,
     max_retries: int = 2,
 ) -> list[TaskEvent]:
@@ -37,7 +38,9 @@ def created(
         priority=priority,
         max_retries=max_retries,
         timeout_secs=timeout,
-        source=Source(repo=repo),
+        source=Source(kind="forgejo", repo=repo, issue_number=issue)
+        if issue
+        else Source(repo=repo),
     )
     return task_model.create(new, at(when), "test")
 

@@ -178,6 +178,16 @@ async def test_events_read_from_a_position_and_cursors_only_move_forward(
     assert await other.read_cursor("something else") == 0
 
 
+async def test_tasks_are_found_by_their_issue_however_busy_the_repo(store: EventStore) -> None:
+    events = [e for n in range(600) for e in created(f"busy{n:03}", repo="o/r", issue=n + 100)]
+    await store.append(events)
+    await store.append(created("mine", repo="o/r", issue=7, when=1))
+    await store.append(created("other-repo", repo="o/other", issue=7, when=2))
+    found = await store.list_tasks(TaskQuery(repo="o/r", issue_number=7))
+    assert ids(found) == ["mine"]
+    assert ids(await store.list_tasks(TaskQuery(repo="o/r", issue_number=8))) == []
+
+
 async def test_projection_equals_a_replay_of_the_stream_after_every_append(
     store: EventStore,
 ) -> None:

@@ -20,6 +20,8 @@ BRANCH_PREFIX = "task/"
 AGENT_LABEL = "agent:"
 PRIORITY_LABELS = {"priority:high": 10, "priority:low": -10}
 PERMISSION_CACHE = timedelta(seconds=60)
+#: An issue has one live task at a time; this bounds the history read to find it.
+ISSUE_TASKS_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,18 +172,21 @@ class WebhookService:
 
     async def live_task(self, repo: str, number: int) -> Task | None:
         """The issue's one live task: not final, and not failed for good."""
-        for task in await self._ctx.store.list_tasks(TaskQuery(repo=repo, limit=500)):
-            if task.source.issue_number != number or task.state in FINAL_STATES:
+        for task in await self._issue_tasks(repo, number):
+            if task.state in FINAL_STATES:
                 continue
             if task.state in RETRYABLE_STATES and task.retry_at is None:
                 continue
             return task
         return None
 
+    async def _issue_tasks(self, repo: str, number: int) -> list[Task]:
+        query = TaskQuery(repo=repo, issue_number=number, limit=ISSUE_TASKS_MAX)
+        return await self._ctx.store.list_tasks(query)
+
     async def has_any_task(self, repo: str, number: int) -> bool:
         """Whether the issue ever had a task (live or ended)."""
-        tasks = await self._ctx.store.list_tasks(TaskQuery(repo=repo, limit=500))
-        return any(t.source.issue_number == number for t in tasks)
+        return bool(await self._issue_tasks(repo, number))
 
     # --- pull requests --------------------------------------------------------------
 

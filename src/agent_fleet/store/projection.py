@@ -61,6 +61,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "priority": task.priority,
         "required_capabilities": json.dumps(list(task.required_capabilities)),
         "repo": task.source.repo,
+        "issue_number": task.source.issue_number,
         "created_at": ts(task.created_at),
         "deadline_at": deadline,
         "retry_at": ts(task.retry_at) if task.retry_at else None,

@@ -41,6 +41,7 @@ class QueryReads(ABC):
                 "state": query.state.value if query.state else None,
                 "agent_id": query.agent_id,
                 "repo": query.repo,
+                "issue_number": query.issue_number,
                 "after_created": ts(query.after[0]) if query.after else None,
                 "after_id": query.after[1] if query.after else None,
                 "limit": query.limit,

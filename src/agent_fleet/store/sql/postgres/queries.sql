@@ -30,15 +30,16 @@ SELECT pg_notify('agent_fleet_tasks', '')
 
 -- name: upsert_task
 INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
-                   required_capabilities, repo, created_at, deadline_at, retry_at, body)
+                   required_capabilities, repo, issue_number, created_at, deadline_at,
+                   retry_at, body)
 VALUES (%(task_id)s, %(version)s, %(state)s, %(agent_id)s, %(execution_mode)s, %(priority)s,
-        %(required_capabilities)s::jsonb, %(repo)s, %(created_at)s, %(deadline_at)s,
-        %(retry_at)s, %(body)s::jsonb)
+        %(required_capabilities)s::jsonb, %(repo)s, %(issue_number)s, %(created_at)s,
+        %(deadline_at)s, %(retry_at)s, %(body)s::jsonb)
 ON CONFLICT (task_id) DO UPDATE SET
     version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
     execution_mode = excluded.execution_mode, priority = excluded.priority,
     required_capabilities = excluded.required_capabilities, repo = excluded.repo,
-    deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
+    issue_number = excluded.issue_number, deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
 
 -- name: upsert_agent
 INSERT INTO agents (agent_id, version, status, mode, body)
@@ -139,6 +140,7 @@ SELECT body::text FROM tasks
 WHERE (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(agent_id)s::text IS NULL OR agent_id = %(agent_id)s)
   AND (%(repo)s::text IS NULL OR repo = %(repo)s)
+  AND (%(issue_number)s::integer IS NULL OR issue_number = %(issue_number)s)
   AND (%(after_created)s::text IS NULL OR (created_at, task_id) < (%(after_created)s, %(after_id)s))
 ORDER BY created_at DESC, task_id DESC
 LIMIT %(limit)s

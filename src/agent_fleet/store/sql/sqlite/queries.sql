@@ -8,13 +8,16 @@ RETURNING seq
 
 -- name: upsert_task
 INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
-                   required_capabilities, repo, created_at, deadline_at, retry_at, body)
+                   required_capabilities, repo, issue_number, created_at, deadline_at,
+                   retry_at, body)
 VALUES (:task_id, :version, :state, :agent_id, :execution_mode, :priority,
-        :required_capabilities, :repo, :created_at, :deadline_at, :retry_at, :body)
+        :required_capabilities, :repo, :issue_number, :created_at, :deadline_at,
+        :retry_at, :body)
 ON CONFLICT (task_id) DO UPDATE SET
     version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
     execution_mode = excluded.execution_mode, priority = excluded.priority,
     required_capabilities = excluded.required_capabilities, repo = excluded.repo,
+    issue_number = excluded.issue_number,
     deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
 
 -- name: upsert_agent
@@ -113,6 +116,7 @@ SELECT body FROM tasks
 WHERE (:state IS NULL OR state = :state)
   AND (:agent_id IS NULL OR agent_id = :agent_id)
   AND (:repo IS NULL OR repo = :repo)
+  AND (:issue_number IS NULL OR issue_number = :issue_number)
   AND (:after_created IS NULL OR (created_at, task_id) < (:after_created, :after_id))
 ORDER BY created_at DESC, task_id DESC
 LIMIT :limit
