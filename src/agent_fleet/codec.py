@@ -24,7 +24,8 @@ def ts(moment: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads our fixed-width form (with its `Z`) ~10x faster than strptime.
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def event_json(event: AnyEvent) -> tuple[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ raises for an event that a decision produced.
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import assert_never
+from typing import Any, assert_never
 
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
 from agent_fleet.domain.events import (
@@ -115,13 +115,17 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
         return _created(event)
     if task is None:
         raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
-    task = replace(task, version=event.version, updated_at=event.at)
+    # One `replace` per event: a replay of a million events feels every copy.
+    return replace(task, version=event.version, updated_at=event.at, **_changes(task, event))
+
+
+def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
+    """The fields an event (other than task.created) sets, besides version and updated_at."""
     match event:
-        case TaskCreated():  # handled above; kept so the match stays exhaustive
-            return task
+        case TaskCreated():  # handled by evolve; kept so the match stays exhaustive
+            return {}
         case TaskRerouted():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.CREATED,
                 required_capabilities=event.required_capabilities,
                 priority=event.priority,
@@ -131,8 +135,7 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
                 assigned_at=None,
             )
         case TaskAssigned():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.ASSIGNED,
                 agent_id=event.agent_id,
                 host_id=event.host_id,
@@ -142,21 +145,19 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
                 retry_at=None,
             )
         case TaskStarted():
-            return replace(task, state=TaskState.RUNNING, started_at=event.at)
+            return dict(state=TaskState.RUNNING, started_at=event.at)
         case TaskProgress():
-            return replace(task, progress=event.progress, progress_message=event.message)
+            return dict(progress=event.progress, progress_message=event.message)
         case TaskReviewPending():
-            return replace(task, state=TaskState.REVIEW_PENDING, receipt=event.receipt, pr=event.pr)
+            return dict(state=TaskState.REVIEW_PENDING, receipt=event.receipt, pr=event.pr)
         case TaskCompleted():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.COMPLETED,
                 receipt=event.receipt or task.receipt,
                 finished_at=event.at,
             )
         case TaskFailed():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.FAILED,
                 failure=Failure(reason=event.reason, message=event.message),
                 receipt=event.receipt or task.receipt,
@@ -164,16 +165,14 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
                 finished_at=event.at,
             )
         case TaskAgentLost():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.AGENT_LOST,
                 failure=Failure(reason=FailureReason.AGENT_LOST, message=event.message),
                 retry_at=event.retry_at,
                 finished_at=event.at,
             )
         case TaskRetried():
-            return replace(
-                task,
+            return dict(
                 state=TaskState.CREATED,
                 attempt=event.attempt,
                 prompt=event.prompt if event.prompt is not None else task.prompt,
@@ -192,9 +191,9 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
                 review_rounds=task.review_rounds + int(event.review),
             )
         case TaskCancelled():
-            return replace(task, state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
+            return dict(state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
         case TaskPrUpdated():
-            return replace(task, pr=event.pr)
+            return dict(pr=event.pr)
         case _:
             assert_never(event)
 

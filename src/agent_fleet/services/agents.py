@@ -54,6 +54,7 @@ def token_matches(agent: Agent, token: str) -> bool:
 
 class AgentService:
     def __init__(self, ctx: Context, tasks: TaskService) -> None:
+        self._touched: dict[str, datetime] = {}  # agent id → last liveness written here
         self._ctx = ctx
         self._tasks = tasks
 
@@ -108,9 +109,13 @@ class AgentService:
         return HeartbeatReply(agent=agent, cancel_tasks=cancel)
 
     async def touch(self, agent: Agent) -> Agent:
-        """Any request from an agent proves it is alive."""
+        """Any request from an agent proves it is alive (written at most every quarter
+        heartbeat interval: a busy agent's dequeues need not each cost a commit)."""
         now = self._ctx.clock.now()
-        await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent.agent_id, at=now))
+        last = self._touched.get(agent.agent_id)
+        if last is None or now - last >= self._ctx.options.heartbeat_interval / 4:
+            await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent.agent_id, at=now))
+            self._touched[agent.agent_id] = now
         if agent.status is AgentStatus.OFFLINE:
             return await self._come_online(agent, now)
         return agent

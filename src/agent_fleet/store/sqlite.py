@@ -1,18 +1,23 @@
 """The embedded event store: one SQLite file in WAL mode, driven from one thread.
 
 Every call runs on a single dedicated thread, so the blocking `sqlite3` driver
-never touches the event loop and writes are naturally serialised; writes use
-`BEGIN IMMEDIATE`, so a second process on the same file waits (busy_timeout)
-instead of failing halfway through a transaction.
+never touches the event loop and writes are naturally serialised. Writes that
+queue up while a commit is on disk are **group-committed**: one `BEGIN
+IMMEDIATE … COMMIT` (one fsync) carries them all, each inside its own
+savepoint, so one that fails (a version conflict) is undone alone, and none is
+answered before the commit is durable. `BEGIN IMMEDIATE` makes a second process
+on the same file wait (busy_timeout) instead of failing halfway through.
 """
 
 import asyncio
 import json
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,26 +44,112 @@ from agent_fleet.store.sqlfile import load_migrations, load_queries
 T = TypeVar("T")
 Q = load_queries("sqlite")
 BUSY_TIMEOUT_MS = 10_000
+MAX_GROUP = 64  # writes per group commit
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop
+    future: "asyncio.Future[Any]"
+    write: bool  # runs inside the group's transaction, under its own savepoint
+
+    def settle(self, ok: bool, value: Any) -> None:
+        def _set() -> None:
+            if self.future.done():
+                return  # the caller was cancelled meanwhile
+            if ok:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(value)
+
+        self.loop.call_soon_threadsafe(_set)
 
 
 class SqliteEventStore(QueryReads):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self._synchronous = synchronous
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
 
     # --- plumbing -----------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._guarded, fn, args)
+        """A read (or schema work) on the store's thread, outside any group."""
+        return await self._submit(fn, args, write=False)
 
-    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write: `fn` runs inside a group-committed transaction; answered once durable."""
+        return await self._submit(fn, args, write=True)
+
+    async def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+            self._thread.start()
+        self._jobs.put(_Job(fn, args, loop, future, write))
+        return await future
+
+    def _serve(self) -> None:
+        waiting: deque[_Job | None] = deque()
+        while True:
+            job = waiting.popleft() if waiting else self._jobs.get()
+            if job is None:
+                return
+            if not job.write:
+                self._alone(job)
+                continue
+            group = [job]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or not more.write:
+                    waiting.append(more)  # keeps its place: after this group
+                    break
+                group.append(more)
+            self._group(group)
+
+    def _alone(self, job: _Job) -> None:
         try:
-            return fn(self._connection(), *args)
-        except (sqlite3.Error, OSError) as e:  # OSError: the file's directory is unusable
-            raise StoreError(f"sqlite store at {self.path}: {e}") from e
+            job.settle(True, job.fn(self._connection(), *job.args))
+        except BaseException as e:
+            job.settle(False, _store_error(self.path, e))
+
+    def _group(self, group: list[_Job]) -> None:
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as e:
+            for job in group:
+                job.settle(False, _store_error(self.path, e))
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn, *job.args)
+                except BaseException as e:
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append((False, _store_error(self.path, e)))
+                else:
+                    outcomes.append((True, value))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException as e:  # the transaction itself failed: nothing was written
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in group:
+                job.settle(False, _store_error(self.path, e))
+            return
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            job.settle(ok, value)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -71,17 +162,6 @@ class SqliteEventStore(QueryReads):
             self._conn = conn
         return self._conn
 
-    @staticmethod
-    @contextmanager
-    def _write(conn: sqlite3.Connection) -> Iterator[None]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     async def close(self) -> None:
         def _close(conn: sqlite3.Connection) -> None:
             conn.close()
@@ -89,7 +169,10 @@ class SqliteEventStore(QueryReads):
 
         if self._conn is not None:
             await self._run(_close)
-        self._executor.shutdown(wait=True)
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
 
     # --- schema -------------------------------------------------------------------
 
@@ -110,82 +193,75 @@ class SqliteEventStore(QueryReads):
     # --- writes -------------------------------------------------------------------
 
     async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
-        def _append(conn: sqlite3.Connection) -> list[RecordedEvent]:
-            with self._write(conn):
-                return _append_in_tx(conn, events)
-
-        return await self._run(_append)
+        return await self._tx(_append_in_tx, events)
 
     async def claim_task(
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         def _claim(conn: sqlite3.Connection) -> Task | None:
-            with self._write(conn):
-                held = conn.execute(Q["count_held"], {"agent_id": agent.agent_id}).fetchone()[0]
-                if held >= agent.max_concurrency:
-                    return None
-                row = conn.execute(
-                    Q["claim"],
-                    {
-                        "agent_id": agent.agent_id,
-                        "modes": json.dumps(sorted(m.value for m in modes)),
-                        "capabilities": json.dumps(list(agent.capabilities)),
-                    },
-                ).fetchone()
-                if row is None:
-                    return None
-                task = decode_task(row[0])
-                events = task_model.assign(
-                    task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
-                )
-                _append_in_tx(conn, events)
-                return task_model.evolve(task, events[0])
+            held = conn.execute(Q["count_held"], {"agent_id": agent.agent_id}).fetchone()[0]
+            if held >= agent.max_concurrency:
+                return None
+            row = conn.execute(
+                Q["claim"],
+                {
+                    "agent_id": agent.agent_id,
+                    "modes": json.dumps(sorted(m.value for m in modes)),
+                    "capabilities": json.dumps(list(agent.capabilities)),
+                },
+            ).fetchone()
+            if row is None:
+                return None
+            task = decode_task(row[0])
+            events = task_model.assign(
+                task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
+            )
+            _append_in_tx(conn, events)
+            return task_model.evolve(task, events[0])
 
-        return await self._run(_claim)
+        return await self._tx(_claim)
 
     async def record_heartbeat(self, beat: Heartbeat) -> None:
         def _beat(conn: sqlite3.Connection) -> None:
             conn.execute(Q["record_heartbeat"], {"agent_id": beat.agent_id, "at": ts(beat.at)})
 
-        await self._run(_beat)
+        await self._tx(_beat)
 
     async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None:
         def _replace(conn: sqlite3.Connection) -> None:
-            with self._write(conn):
-                conn.execute(Q["delete_tasks"])
-                conn.execute(Q["delete_agents"])
-                conn.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
-                conn.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
+            conn.execute(Q["delete_tasks"])
+            conn.execute(Q["delete_agents"])
+            conn.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
+            conn.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
 
-        await self._run(_replace)
+        await self._tx(_replace)
 
     async def append_log(
         self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
     ) -> LogHead:
         def _append(conn: sqlite3.Connection) -> LogHead:
-            with self._write(conn):
-                head = _log_head(conn, task_id, attempt)
-                plan = plan_append(head, offset, data, limit)
-                if plan.head == head:
-                    return head
-                key = {"task_id": task_id, "attempt": attempt}
-                if plan.keep:
-                    conn.execute(
-                        Q["insert_log_chunk"], {**key, "start": head.stored, "data": plan.keep}
-                    )
-                new = plan.head
+            head = _log_head(conn, task_id, attempt)
+            plan = plan_append(head, offset, data, limit)
+            if plan.head == head:
+                return head
+            key = {"task_id": task_id, "attempt": attempt}
+            if plan.keep:
                 conn.execute(
-                    Q["upsert_log_head"],
-                    {
-                        **key,
-                        "length": new.length,
-                        "stored": new.stored,
-                        "truncated": int(new.truncated),
-                    },
+                    Q["insert_log_chunk"], {**key, "start": head.stored, "data": plan.keep}
                 )
-                return new
+            new = plan.head
+            conn.execute(
+                Q["upsert_log_head"],
+                {
+                    **key,
+                    "length": new.length,
+                    "stored": new.stored,
+                    "truncated": int(new.truncated),
+                },
+            )
+            return new
 
-        return await self._run(_append)
+        return await self._tx(_append)
 
     async def read_log(
         self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
@@ -212,19 +288,19 @@ class SqliteEventStore(QueryReads):
             }
             return conn.execute(Q["record_delivery"], params).rowcount == 1
 
-        return await self._run(_record)
+        return await self._tx(_record)
 
     async def forget_delivery(self, delivery_id: str) -> None:
         def _forget(conn: sqlite3.Connection) -> None:
             conn.execute(Q["forget_delivery"], {"delivery_id": delivery_id})
 
-        await self._run(_forget)
+        await self._tx(_forget)
 
     async def advance_cursor(self, name: str, seq: int) -> None:
         def _advance(conn: sqlite3.Connection) -> None:
             conn.execute(Q["advance_cursor"], {"name": name, "seq": seq})
 
-        await self._run(_advance)
+        await self._tx(_advance)
 
     # --- reads: the shared QueryReads, run on the store's thread ---------------------
 
@@ -233,6 +309,14 @@ class SqliteEventStore(QueryReads):
             return conn.execute(Q[name], params).fetchall()
 
         return await self._run(_fetch)
+
+
+def _store_error(path: Path, e: BaseException) -> BaseException:
+    if isinstance(e, sqlite3.Error | OSError):  # OSError: the file's directory is unusable
+        error = StoreError(f"sqlite store at {path}: {e}")
+        error.__cause__ = e
+        return error
+    return e
 
 
 def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
