@@ -17,14 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.e2e.server import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -106,3 +101,12 @@ def _keygen(path: Path) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its reaper (which runs nothing)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split()[2] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

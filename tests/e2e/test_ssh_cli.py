@@ -4,7 +4,6 @@ the agent CLI detached, over a real sshd on loopback and as a local subprocess.
 Each scenario runs for both kinds of host; the agent CLI is tests/e2e/fake_cli.py.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from tests.e2e.helpers import task, wait_for
 from tests.e2e.server import ADMIN_TOKEN, ServerProcess, _toml
-from tests.sshd import SshServer, free_port
+from tests.sshd import SshServer, free_port, running
 
 FAKE_CLI = str(Path(__file__).with_name("fake_cli.py"))
 HOSTILE = "$(touch PWNED) `touch PWNED2` '\"; touch PWNED3 ; rm -rf ~ #\nsecond line \\ end"
@@ -219,7 +218,7 @@ def test_cancel_kills_the_running_process_group(
     wait_for(lambda: "working step" in log_text(admin_of, task_id), 10, "live log while it runs")
     reply = admin_of.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "not needed"})
     assert reply.status_code == 200, reply.text
-    wait_for(lambda: not _running(pid), 15, "CLI killed")
+    wait_for(lambda: not running(pid), 15, "CLI killed")
     assert state_of(admin_of, task_id) == "cancelled"
 
 
@@ -232,7 +231,7 @@ def test_timeout_kills_the_process_and_records_the_reason(
     pid = int(pid_file.read_text())
     wait_for(lambda: state_of(admin_of, task_id) == "failed", 20, "timed out")
     assert task(admin_of, task_id)["failure"]["reason"] == "timeout"
-    wait_for(lambda: not _running(pid), 15, "CLI killed")
+    wait_for(lambda: not running(pid), 15, "CLI killed")
 
 
 def test_a_server_killed_mid_run_reattaches_and_records_each_result_once(
@@ -287,12 +286,3 @@ def test_a_host_that_refuses_connections_loses_no_task(tmp_path: Path, sshd: Ssh
     # The down host was tried and marked down (with backoff), not given work blindly.
     server_log = proc.log_path.read_text()
     assert "host down" in server_log and "down" in server_log
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"

@@ -3,7 +3,6 @@ scripts, the same tests. Hostile text stays data; stop kills the whole process g
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from agent_fleet.execution.detached import DetachedRuns, RunError, RunState, run_paths
 from agent_fleet.execution.shell import LocalShell, Shell, ShellError
 from agent_fleet.execution.ssh import SshShell, SshTarget
-from tests.sshd import SshServer, free_port
+from tests.sshd import SshServer, free_port, running
 
 HOSTILE = "$(touch PWNED) `touch PWNED2` '\"; touch PWNED3; echo \\\nnew line ; rm -rf / #"
 
@@ -114,7 +113,7 @@ def test_stop_kills_the_whole_group_and_the_exit_is_recorded(
 
     assert asyncio.run(scenario()) == [RunState.EXITED]
     pid = int(child_pid.read_text())
-    assert not _alive(pid), "the CLI's child outlived the stop"
+    assert not running(pid), "the CLI's child outlived the stop"
 
 
 def test_a_run_outlives_the_connection_that_started_it(
@@ -184,16 +183,6 @@ def test_ssh_to_a_closed_port_is_a_shell_error(sshd: SshServer) -> None:
     with pytest.raises(ShellError):
         asyncio.run(ssh_shell(sshd, port=free_port()).run(["true"]))
     assert time.monotonic() - started < 5
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie waiting for its reaper is not running anything.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
 def _wait_for_text(path: Path, limit_secs: float = 10.0) -> None:

@@ -418,17 +418,7 @@ def retry(
     task: Task, now: datetime, actor: str, *, manual: bool, prompt: str | None = None
 ) -> list[TaskEvent]:
     _require(task, RETRYABLE_STATES, "retry")
-    return [
-        TaskRetried(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
-            attempt=task.attempt + 1,
-            manual=manual,
-            prompt=prompt,
-        )
-    ]
+    return [_next_attempt(task, now, actor, manual=manual, prompt=prompt)]
 
 
 def send_back(
@@ -439,18 +429,28 @@ def send_back(
     _require(task, {TaskState.REVIEW_PENDING}, "send back for changes")
     if task.review_rounds >= max_rounds:
         return []
-    return [
-        TaskRetried(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
-            attempt=task.attempt + 1,
-            manual=False,
-            prompt=prompt,
-            review=True,
-        )
-    ]
+    return [_next_attempt(task, now, actor, manual=False, prompt=prompt, review=True)]
+
+
+def _next_attempt(
+    task: Task,
+    now: datetime,
+    actor: str,
+    *,
+    manual: bool,
+    prompt: str | None,
+    review: bool = False,
+) -> TaskRetried:
+    return TaskRetried(
+        stream_id=task.task_id,
+        version=task.next_version,
+        at=now,
+        actor=actor,
+        attempt=task.attempt + 1,
+        manual=manual,
+        prompt=prompt,
+        review=review,
+    )
 
 
 def is_retry_due(task: Task, now: datetime) -> bool:
