@@ -6,6 +6,7 @@ mean nothing here, and must still be able to start.
 """
 
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,11 @@ def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str
             continue
         sub = _section_model(info.annotation)
         if sub is None:
+            continue
+        if typing.get_origin(info.annotation) is dict and isinstance(value, dict):
+            # A table of sections by name ([agent_types.<name>]): check each one.
+            for name, item in value.items():
+                found += unknown_keys(item, sub, f"{dotted}.{name}.")
             continue
         items = value if isinstance(value, list) else [value]
         for index, item in enumerate(items):

@@ -154,12 +154,13 @@ def test_a_refusing_host_fails_the_launch_with_dispatch_error_and_is_backed_off(
 
 def test_a_run_gone_from_its_host_is_agent_lost_and_retried() -> None:
     async def scenario() -> None:
-        dispatcher, tasks, hosts, _, _ = setup()
+        dispatcher, tasks, hosts, clock, _ = setup()
         await dispatcher.register_slots()
         task_id = await new(tasks)
         await dispatcher.dispatch()
         await dispatcher.drain_launches()
         hosts.runs.clear()  # the host rebooted and took the run with it
+        clock.advance(timedelta(seconds=1))
         assert await dispatcher.watch() == 1
         task = await tasks.get(task_id)
         assert task.state is TaskState.CREATED and task.attempt == 1
@@ -215,13 +216,14 @@ def test_after_a_restart_a_claimed_but_never_launched_task_is_lost_at_once_on_sq
     async def scenario() -> tuple[TaskState, TaskState]:
         results = []
         for exclusive in (True, False):
-            dispatcher, tasks, _, _, store = setup(exclusive=exclusive)
+            dispatcher, tasks, _, clock, store = setup(exclusive=exclusive)
             await dispatcher.register_slots()
             task_id = await new(tasks)
             agent = await store.get_agent(SLOTS[0].agent_id)
             assert agent is not None
             # The previous process claimed it and died before launching.
             claimed = await store.claim_task(agent, SSH_MODES, new_lease(), ManualClock().now())
+            clock.advance(timedelta(seconds=1))
             assert claimed is not None and claimed.task_id == task_id
             await dispatcher.watch()
             results.append((await tasks.get(task_id)).state)

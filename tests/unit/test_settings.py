@@ -126,6 +126,16 @@ def test_unknown_keys_warn_but_load(tmp_path: Path) -> None:
     ]
 
 
+def test_named_tables_are_checked_per_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[agent_types.mine]\ncommand = ["x"]\n[agent_types.other]\ncommand = ["y"]\nargs = 1\n',
+    )
+    loaded = load_settings(path, {})
+    assert loaded.warnings == [f"{path}: agent_types.other.args: unknown key, ignored"]
+    assert loaded.settings.agent_types["mine"].command == ["x"]
+
+
 def test_passwords_in_urls_are_redacted() -> None:
     env = {"AGENT_FLEET_DB_URL": "postgresql://fleet:hunter2@db/fleet"}
     shown = render_toml(redacted(load_settings(None, env).settings))

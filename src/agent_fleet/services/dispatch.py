@@ -78,6 +78,9 @@ class _Followed:
 
     log_offsets: dict[RunKey, int] = field(default_factory=dict)
     launching: set[RunKey] = field(default_factory=set)
+    # When our own claim or launch last changed each run: a survey taken before
+    # that saw an older picture of it (nothing yet, or a workspace being prepared).
+    changed_at: dict[RunKey, datetime] = field(default_factory=dict)
     settled: set[RunKey] = field(default_factory=set)  # ended, log shipped, workspace kept
 
 
@@ -155,6 +158,7 @@ class Dispatcher:
             slot, task = claimed
             key = RunKey(slot.host_id, task.task_id, task.attempt)
             self._followed.launching.add(key)
+            self._followed.changed_at[key] = now
             launch = asyncio.create_task(self._launch(slot, task, key))
             self._launches.add(launch)
             launch.add_done_callback(self._launches.discard)
@@ -193,6 +197,7 @@ class Dispatcher:
             log.info("run launched", task_id=task.task_id, attempt=task.attempt, host=slot.host_id)
             await self._start(task)
         finally:
+            self._followed.changed_at[key] = self._ctx.clock.now()
             self._followed.launching.discard(key)
 
     async def drain_launches(self) -> None:
@@ -217,22 +222,27 @@ class Dispatcher:
         return changed
 
     async def _watch_host(self, host_id: str) -> int:
+        surveyed_at = self._ctx.clock.now()
         seen = {(r.key.task_id, r.key.attempt): r for r in await self._runs.survey(host_id)}
         self._host_ok(host_id)
+        self._forget_old_claims(surveyed_at)
         changed = 0
         for slot in (s for s in self._slots if s.host_id == host_id):
             for task in await self._ctx.store.held_tasks(slot.agent_id):
                 run = seen.pop((task.task_id, task.attempt), None)
-                changed += await self._follow(slot, task, run)
+                changed += await self._follow(slot, task, run, surveyed_at)
         for run in seen.values():
             changed += await self._settle(run)
         await self._purge_if_due(host_id)
         return changed
 
-    async def _follow(self, slot: Slot, task: Task, run: HostRun | None) -> int:
+    async def _follow(
+        self, slot: Slot, task: Task, run: HostRun | None, surveyed_at: datetime
+    ) -> int:
         key = RunKey(slot.host_id, task.task_id, task.attempt)
-        if key in self._followed.launching:
-            return 0
+        changed = self._followed.changed_at.get(key)
+        if key in self._followed.launching or (changed is not None and changed >= surveyed_at):
+            return 0  # being launched, or launched since the survey looked: next pass
         now = self._ctx.clock.now()
         if run is None:
             assigned_long_ago = task.assigned_at is None or now - task.assigned_at > LAUNCH_GRACE
@@ -251,6 +261,11 @@ class Dispatcher:
                 await self._ship_log(task, key)
                 return int(started)
             case RunPhase.EXITED | RunPhase.VANISHED:
+                if task.state is TaskState.ASSIGNED:
+                    # It ran (and ended) while we were down, before we recorded the start.
+                    await self._start(task)
+                    refreshed = await self._ctx.store.get_task(task.task_id)
+                    task = refreshed if refreshed is not None else task
                 await self._ship_log(task, key)
                 return await self._finish(slot, task, key, run.exit_code)
 
@@ -332,6 +347,11 @@ class Dispatcher:
             if len(data) < LOG_READ_BYTES:
                 break
         self._followed.log_offsets[key] = offset
+
+    def _forget_old_claims(self, now: datetime) -> None:
+        old = [k for k, at in self._followed.changed_at.items() if now - at > LAUNCH_GRACE]
+        for key in old:
+            del self._followed.changed_at[key]
 
     # --- hosts up and down ----------------------------------------------------------
 
