@@ -8,12 +8,14 @@ from agent_fleet.api.auth import AuthConfig
 from agent_fleet.services.fleet import Fleet
 
 
-def get_fleet(request: Request) -> Fleet:
+# Both are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker
+# thread, two thread hops per request for an attribute read.
+async def get_fleet(request: Request) -> Fleet:
     fleet: Fleet = request.app.state.fleet
     return fleet
 
 
-def get_auth(request: Request) -> AuthConfig:
+async def get_auth(request: Request) -> AuthConfig:
     auth: AuthConfig = request.app.state.auth
     return auth
 

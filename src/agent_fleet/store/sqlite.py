@@ -216,7 +216,8 @@ class SqliteEventStore(QueryReads):
             events = task_model.assign(
                 task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
             )
-            _append_in_tx(conn, events)
+            # The claimed row's body is the task as it was: no need to read it again.
+            _append_in_tx(conn, events, known=task)
             return task_model.evolve(task, events[0])
 
         return await self._tx(_claim)
@@ -329,8 +330,17 @@ def _get_agent(conn: sqlite3.Connection, agent_id: str) -> Agent | None:
     return decode_agent(row[0]) if row else None
 
 
-def _append_in_tx(conn: sqlite3.Connection, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
-    projected = fold(events, lambda i: _get_task(conn, i), lambda i: _get_agent(conn, i))
+def _append_in_tx(
+    conn: sqlite3.Connection, events: Sequence[AnyEvent], known: Task | None = None
+) -> list[RecordedEvent]:
+    """`known`: the current projection of a task this transaction has just read."""
+
+    def load_task(task_id: str) -> Task | None:
+        if known is not None and known.task_id == task_id:
+            return known
+        return _get_task(conn, task_id)
+
+    projected = fold(events, load_task, lambda i: _get_agent(conn, i))
     recorded = []
     for event in events:
         params = {
