@@ -12,6 +12,7 @@ from agent_fleet.domain.errors import HostUnreachable
 from agent_fleet.domain.events import TaskAgentLost, TaskFailed
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, TaskState
+from agent_fleet.domain.task import Task
 from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import SSH_MODES, Dispatcher, Slot
@@ -28,6 +29,7 @@ class ScriptedHosts:
         self.launched: list[RunOrder] = []
         self.runs: dict[RunKey, HostRun] = {}
         self.stopped: list[RunKey] = []
+        self.removed: list[RunKey] = []
 
     def _check(self, host_id: str) -> None:
         if host_id in self.down:
@@ -53,6 +55,7 @@ class ScriptedHosts:
         self.runs.pop(key, None)
 
     async def remove(self, key: RunKey) -> None:
+        self.removed.append(key)
         self.runs.pop(key, None)
 
     async def purge(self, host_id: str, older_than_days: int) -> None:
@@ -232,3 +235,26 @@ def test_after_a_restart_a_claimed_but_never_launched_task_is_lost_at_once_on_sq
     alone, with_replicas = asyncio.run(scenario())
     assert alone is TaskState.CREATED  # lost and retried at once: nobody else launches
     assert with_replicas is TaskState.ASSIGNED  # another replica may be launching it
+
+
+def test_a_workspace_left_half_prepared_by_a_crash_is_removed_not_stopped_forever() -> None:
+    async def scenario() -> tuple[list[RunKey], list[RunKey], Task]:
+        dispatcher, tasks, hosts, clock, store = setup(exclusive=True)
+        await dispatcher.register_slots()
+        task_id = await new(tasks)
+        agent = await store.get_agent(SLOTS[0].agent_id)
+        assert agent is not None
+        claimed = await store.claim_task(agent, SSH_MODES, new_lease(), clock.now())
+        assert claimed is not None
+        # The previous process died while cloning: a directory, no process.
+        key = RunKey("a", claimed.task_id, claimed.attempt)
+        hosts.runs[key] = HostRun(key, RunPhase.PREPARING, None, 3)
+        clock.advance(timedelta(seconds=1))
+        await dispatcher.watch()  # the held attempt is lost (and retried) ...
+        await dispatcher.watch()  # ... and its stale directory removed, once
+        await dispatcher.watch()
+        return hosts.stopped, hosts.removed, await tasks.get(task_id)
+
+    stopped, removed, task = asyncio.run(scenario())
+    assert stopped == [] and len(removed) == 1
+    assert task.state is TaskState.CREATED and task.attempt == 1  # retried, to be placed

@@ -281,12 +281,14 @@ class Dispatcher:
             and task.agent_id is not None
         )
         succeeded = current and task is not None and task.state in _SUCCEEDED
-        if run.phase is RunPhase.PREPARING and run.age_secs < PREPARE_LIMIT_SECS:
-            if not self._exclusive:
-                return 0  # perhaps another replica's launch in progress
-            if key in self._followed.launching:
-                return 0
-        if run.phase in (RunPhase.ALIVE, RunPhase.PREPARING) and not succeeded:
+        if run.phase is RunPhase.PREPARING:
+            in_progress = key in self._followed.launching or (
+                not self._exclusive and run.age_secs < PREPARE_LIMIT_SECS
+            )  # with replicas, perhaps another one's launch
+            if not in_progress:
+                await self._runs.remove(key)  # never started: nothing to keep
+            return 0
+        if run.phase is RunPhase.ALIVE and not succeeded:
             why = task.state if task is not None else "unknown task"
             log.info("stopping run", task_id=key.task_id, attempt=key.attempt, why=str(why))
             await self._runs.stop(key)
