@@ -186,6 +186,8 @@ def render(
     lines += ["", "## Goals (issue #7)", "", "| goal | measured | met |", "|---|---:|---|"]
     for label, measured, ok in goals(by_name):
         mark = "—" if ok is None else ("yes" if ok else "**no**")
+        if cfg.quick and ok is not None:
+            mark = "— (`--quick` sizes: not judged)"
         lines.append(f"| {label} | {measured} | {mark} |")
     lines += ["", "## Notes", ""]
     for s in sections:
