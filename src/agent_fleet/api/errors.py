@@ -1,5 +1,6 @@
 """One table from errors to HTTP statuses, and the `{"error", "code"}` reply shape."""
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -7,6 +8,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_fleet.domain import errors as e
 from agent_fleet.forgejo.client import ForgeError
+
+log = structlog.get_logger("agent_fleet.api")
 
 #: Most specific first: the first matching class decides.
 STATUS_TABLE: list[tuple[type[e.FleetError], int, str]] = [
@@ -49,6 +52,9 @@ def status_of(error: e.FleetError) -> tuple[int, str]:
 async def _fleet_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FleetError)
     status, code = status_of(exc)
+    if status >= 500:
+        # The reply stays generic; the operator's log says what broke (disk full, ...).
+        log.warning("request failed", code=code, error=str(exc))
     message = "the store is unavailable" if isinstance(exc, e.StoreError) else str(exc)
     return JSONResponse(error_body(message, code), status_code=status)
 
