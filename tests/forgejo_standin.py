@@ -12,6 +12,7 @@ tests assert that none were. Tests set the scene and read what happened through
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import json
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Scene:
     violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     fail_next: int = 0
+    delay_secs: float = 0.0  # answer this late (a Forgejo that times out)
     next_id: int = 1000
 
     def new_id(self) -> int:
@@ -147,6 +149,8 @@ def build_app(scene: Scene) -> Starlette:
             scene.violations += [f"{method} {template}: {p}" for p in problems]
             return JSONResponse({"message": "; ".join(problems)}, status_code=422)
         scene.calls.append(f"{method} {template}")
+        if scene.delay_secs:
+            await asyncio.sleep(scene.delay_secs)
         if scene.fail_next > 0:
             scene.fail_next -= 1
             return JSONResponse({"message": "stand-in: scripted failure"}, status_code=500)
@@ -190,6 +194,8 @@ def build_app(scene: Scene) -> Starlette:
             )
         elif what == "fail":
             scene.fail_next = int(data["count"])
+        elif what == "delay":
+            scene.delay_secs = float(data["secs"])
         else:
             return JSONResponse({"message": f"unknown control {what}"}, status_code=404)
         return JSONResponse({"ok": True})

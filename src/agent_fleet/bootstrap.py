@@ -181,7 +181,9 @@ def forge_client(settings: Settings) -> ForgejoClient | None:
     forgejo = settings.forgejo
     if not forgejo.url or forgejo.token is None:
         return None
-    return ForgejoClient(forgejo.url, forgejo.token.get_secret_value())
+    return ForgejoClient(
+        forgejo.url, forgejo.token.get_secret_value(), timeout_secs=forgejo.api_timeout_secs
+    )
 
 
 def build_app(

@@ -68,6 +68,8 @@ class ForgejoConfig(Section):
     # Which steps are reported as comments on the issue (any of these five).
     comment_on: list[CommentStep] = Field(default_factory=lambda: list(COMMENT_STEPS))
     reconcile_interval_secs: float = Field(default=300.0, gt=0)
+    # Each API call's timeout (a slow Forgejo is retried like a failing one).
+    api_timeout_secs: float = Field(default=10.0, gt=0, le=300)
 
 
 class OrchestratorConfig(Section):

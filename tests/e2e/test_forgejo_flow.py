@@ -33,9 +33,15 @@ def forgejo(tmp_path: Path) -> Iterator[ForgejoStandIn]:
     assert report["violations"] == [], "requests or answers outside Forgejo's API"
 
 
-def fleet_with(tmp_path: Path, forgejo: ForgejoStandIn, **forge: Any) -> ServerProcess:
+def fleet_with(
+    tmp_path: Path,
+    forgejo: ForgejoStandIn,
+    orchestrator: dict[str, Any] | None = None,
+    **forge: Any,
+) -> ServerProcess:
     return ServerProcess(
         tmp_path,
+        orchestrator=orchestrator or {},
         forgejo={
             "url": forgejo.url,
             "token": FORGE_TOKEN,

@@ -1,6 +1,7 @@
 """Forgejo answering 500s: nothing is lost and nothing is done twice. The stand-in
 (tests/forgejo_standin.py) fails the next N API calls on request."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from tests.e2e.forgejo import ForgejoStandIn
 from tests.e2e.helpers import dequeue, register, task, wait_for
 from tests.e2e.test_forgejo_flow import FORGE_TOKEN, REPO, RUST, clients, fleet_with
 from tests.e2e.test_webhooks import deliver
+
+#: Agents here do not heartbeat while they wait out the outage: give them time.
+PATIENT = {"heartbeat_interval_secs": 30}
 
 
 @pytest.fixture
@@ -34,7 +38,7 @@ def forgejo(tmp_path: Path) -> Iterator[ForgejoStandIn]:
 def test_a_forge_outage_delays_work_but_loses_and_repeats_nothing(
     tmp_path: Path, forgejo: ForgejoStandIn
 ) -> None:
-    server = fleet_with(tmp_path, forgejo).start()
+    server = fleet_with(tmp_path, forgejo, orchestrator=PATIENT).start()
     admin, puller = clients(server)
     faults = 0
     try:
@@ -89,3 +93,28 @@ def test_a_forge_outage_delays_work_but_loses_and_repeats_nothing(
         server.stop()
     assert [c.split()[1] for c in comments] == ["Picked", "Pull"], comments
     print(f"forge faults: {faults} outages, nothing lost, {len(comments)} comments once each")
+
+
+def test_a_forgejo_that_stops_answering_is_waited_out_not_hung_on(
+    tmp_path: Path, forgejo: ForgejoStandIn
+) -> None:
+    server = fleet_with(tmp_path, forgejo, orchestrator=PATIENT, api_timeout_secs=0.5).start()
+    admin, puller = clients(server)
+    try:
+        forgejo.set("delay", secs=3)  # longer than every call's timeout
+        started = time.monotonic()
+        slow = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="s-1")
+        waited = time.monotonic() - started
+        assert slow.status_code == 502, slow.text  # timed out (3 tries), not hung
+        assert waited < 6, waited
+        assert admin.get("/api/v1/tasks").json()["tasks"] == []
+        forgejo.set("delay", secs=0)
+        again = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="s-2")
+        assert again.json()["status"] == "created"
+        task_id = again.json()["task_id"]
+        assert task(admin, task_id)["state"] == "created"
+        wait_for(lambda: len(forgejo.comments(REPO, 12)) == 0, 1, "nothing to say yet")
+    finally:
+        admin.close()
+        puller.close()
+        server.stop()
