@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from agent_fleet.adapters import BUILT_IN
 from agent_fleet.domain.errors import FleetError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -125,6 +126,18 @@ class Settings(Section):
             if host.host_id in seen:
                 raise ValueError(f"duplicate host_id {host.host_id!r}")
             seen.add(host.host_id)
+        return self
+
+    @model_validator(mode="after")
+    def _known_agent_types(self) -> "Settings":
+        """A host's agent_type must say how to run it: built in, or an [agent_types] entry."""
+        for h, host in enumerate(self.hosts):
+            for a, agent in enumerate(host.agents):
+                if agent.agent_type not in BUILT_IN and agent.agent_type not in self.agent_types:
+                    raise ValueError(
+                        f"hosts[{h}].agents[{a}].agent_type: {agent.agent_type!r} is neither "
+                        f"built in ({', '.join(sorted(BUILT_IN))}) nor an [agent_types] entry"
+                    )
         return self
 
     @property

@@ -126,6 +126,20 @@ def test_unknown_keys_warn_but_load(tmp_path: Path) -> None:
     ]
 
 
+def test_a_host_agent_type_must_say_how_it_runs(tmp_path: Path) -> None:
+    host = (
+        '[[hosts]]\nhost_id = "h"\nhostname = "localhost"\nwork_dir = "/w"\n'
+        'agents = [{agent_type = "%s"}]\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"'mystery' is neither built in .* nor an \[agent_types\]"
+    ):
+        load_settings(write(tmp_path, host % "mystery"), {})
+    assert load_settings(write(tmp_path, host % "codex"), {}).settings.hosts[0].agents
+    mine = host % "mine" + '[agent_types.mine]\ncommand = ["mine", "{prompt_file}"]\n'
+    assert load_settings(write(tmp_path, mine), {}).settings.agent_types["mine"]
+
+
 def test_named_tables_are_checked_per_name(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -38,6 +38,26 @@ class AgentAdapter(Protocol):
     def read_outcome(self, output: str, exit_code: int) -> Outcome: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a run without a receipt of its own amounts to (DESIGN §5)."""
+
+    completed: bool
+    summary: str
+    error: str | None
+
+
+def judge(outcome: Outcome, exit_code: int, output: str) -> Verdict:
+    """Exit 0 (and no error the CLI reported) completes, with the output's tail as the
+    summary when the adapter found none; anything else fails with the exit code and tail."""
+    ok = exit_code == 0 and not outcome.is_error
+    return Verdict(
+        completed=ok,
+        summary=outcome.summary or tail(output),
+        error=None if ok else f"exit code {exit_code}: {tail(output, 1000)}",
+    )
+
+
 def find_pr_urls(text: str) -> tuple[str, ...]:
     """Pull request links (Forgejo/Gitea `/pulls/N`, GitHub `/pull/N`), first seen first."""
     return tuple(dict.fromkeys(m.group(0) for m in _PR_URL.finditer(text)))

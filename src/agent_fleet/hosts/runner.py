@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.adapters import adapter_for
-from agent_fleet.adapters.base import RunSpec, tail
-from agent_fleet.domain.errors import HostUnreachable, LaunchFailed
+from agent_fleet.adapters.base import RunSpec, judge, tail
+from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.values import Artifact, Usage
 from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run_paths
+from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.shell import Shell, ShellError
 from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
 
@@ -83,7 +84,10 @@ class HostRunner:
         clone = (
             f"{self._git_base_url}/{order.repo}.git" if order.repo and self._git_base_url else None
         )
-        adapter = adapter_for(order.agent_type, self._commands.get(order.agent_type))
+        try:
+            adapter = adapter_for(order.agent_type, self._commands.get(order.agent_type))
+        except InvalidInput as e:  # config check refuses this; a belt for the braces
+            raise LaunchFailed(str(e)) from e
         spec = RunSpec(
             workspace=paths.work,
             prompt_file=paths.prompt_file,
@@ -92,19 +96,18 @@ class HostRunner:
             branch=order.branch,
             repo=order.repo,
         )
-        env = {
-            "AGENT_FLEET_TASK_ID": key.task_id,
-            "AGENT_FLEET_ATTEMPT": str(key.attempt),
-            "AGENT_FLEET_REPO": order.repo or "",
-            "AGENT_FLEET_BRANCH": order.branch,
-            "AGENT_FLEET_PROMPT_FILE": paths.prompt_file,
-            "AGENT_FLEET_RECEIPT_FILE": paths.receipt_file,
-            "AGENT_FLEET_URL": self._server_url,
-            "AGENT_FLEET_LEASE": order.lease,
-            "AGENT_FLEET_AGENT_ID": order.agent_id,
-            # No registry token on hosts: the lease itself authorises this attempt's receipt.
-            "AGENT_FLEET_TOKEN": order.lease,
-        }
+        env = agent_environment(
+            task_id=key.task_id,
+            attempt=key.attempt,
+            repo=order.repo,
+            branch=order.branch,
+            prompt_file=paths.prompt_file,
+            receipt_file=paths.receipt_file,
+            server_url=self._server_url,
+            lease=order.lease,
+            agent_id=order.agent_id,
+            token=order.lease,  # no registry token on hosts: the lease authorises its receipt
+        )
         try:
             await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch)
             await runs.launch(paths, adapter.argv(spec), env)
@@ -157,16 +160,16 @@ class HostRunner:
             )
         adapter = adapter_for(agent_type, self._commands.get(agent_type))
         outcome = adapter.read_outcome(text, exit_code)
-        ok = exit_code == 0 and not outcome.is_error
+        verdict = judge(outcome, exit_code, text)
         usage = (
             Usage(tokens=outcome.tokens, cost_usd=outcome.cost_usd)
             if outcome.tokens is not None or outcome.cost_usd is not None
             else None
         )
         return RunResult(
-            completed=ok,
-            summary=outcome.summary or tail(text),
-            error=None if ok else f"exit code {exit_code}: {tail(text, 1000)}",
+            completed=verdict.completed,
+            summary=verdict.summary,
+            error=verdict.error,
             artifacts=tuple(Artifact(type="pr", url=url) for url in outcome.pr_urls),
             usage=usage,
         )

@@ -18,7 +18,7 @@ from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
 from agent_fleet.domain.errors import FleetError, HostUnreachable, LaunchFailed
 from agent_fleet.domain.events import TaskEvent
-from agent_fleet.domain.ids import AgentId, TaskId
+from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import (
     AgentMode,
     AgentStatus,
@@ -398,42 +398,40 @@ class Dispatcher:
 
     async def _start(self, task: Task) -> bool:
         now = self._ctx.clock.now()
-
-        def decide(t: Task) -> list[TaskEvent]:
-            if t.lease != task.lease or t.state is not TaskState.ASSIGNED:
-                return []
-            return task_model.start(t, now, ACTOR)
-
-        return await self._decide(task.task_id, decide)
+        return await self._on_attempt(
+            task,
+            lambda t: task_model.start(t, now, ACTOR) if t.state is TaskState.ASSIGNED else [],
+        )
 
     async def _fail(self, task: Task, reason: FailureReason, message: str) -> None:
-        now = self._ctx.clock.now()
-
-        def decide(t: Task) -> list[TaskEvent]:
-            if t.lease != task.lease or not t.is_held:
-                return []
-            return task_model.fail(t, reason, message, now, ACTOR, self._ctx.options.retry)
-
-        await self._decide(task.task_id, decide)
+        now, policy = self._ctx.clock.now(), self._ctx.options.retry
+        await self._on_attempt(
+            task, lambda t: task_model.fail(t, reason, message, now, ACTOR, policy)
+        )
 
     async def _lose(self, task: Task, message: str) -> None:
-        now = self._ctx.clock.now()
+        now, policy = self._ctx.clock.now(), self._ctx.options.retry
+        await self._on_attempt(task, lambda t: task_model.lose(t, message, now, ACTOR, policy))
 
-        def decide(t: Task) -> list[TaskEvent]:
+    async def _on_attempt(self, task: Task, decision: task_model.Decision) -> bool:
+        """Apply `decision` only while the attempt we looked at is still the held one
+        (not cancelled, timed out or re-assigned meanwhile); True when it changed it."""
+        decided = False
+
+        def guarded(t: Task) -> list[TaskEvent]:
+            nonlocal decided
             if t.lease != task.lease or not t.is_held:
                 return []
-            return task_model.lose(t, message, now, ACTOR, self._ctx.options.retry)
+            events = decision(t)
+            decided = bool(events)
+            return events
 
-        await self._decide(task.task_id, decide)
-
-    async def _decide(self, task_id: TaskId, decide: task_model.Decision) -> bool:
         try:
-            before = await self._ctx.store.get_task(task_id)
-            after = await decide_task(self._ctx, task_id, decide)
+            await decide_task(self._ctx, task.task_id, guarded)
         except FleetError as e:
-            log.info("decision skipped", task_id=task_id, error=str(e))
+            log.info("decision skipped", task_id=task.task_id, error=str(e))
             return False
-        return before is None or after.version != before.version
+        return decided
 
 
 _SUCCEEDED = frozenset({TaskState.COMPLETED, TaskState.REVIEW_PENDING})

@@ -10,6 +10,7 @@ on the same file wait (busy_timeout) instead of failing halfway through.
 """
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -64,7 +65,9 @@ class _Job:
             else:
                 self.future.set_exception(value)
 
-        self.loop.call_soon_threadsafe(_set)
+        # A caller whose loop has closed waits for nothing; the store thread goes on.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_set)
 
 
 class SqliteEventStore(QueryReads):

@@ -11,8 +11,9 @@ from typing import Any
 import structlog
 
 from agent_fleet.adapters import adapter_for
-from agent_fleet.adapters.base import Outcome, RunSpec, tail
+from agent_fleet.adapters.base import Outcome, RunSpec, judge
 from agent_fleet.execution import workspace as workspaces
+from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.process import AgentProcess
 from agent_fleet.worker.client import FleetClient
 from agent_fleet.worker.logship import LogShipper
@@ -141,30 +142,31 @@ class Job:
 
     def _environment(self, ws: workspaces.Workspace, branch: str) -> dict[str, str]:
         env = {k: v for k, v in self.setup.base_env.items() if not k.startswith("AGENT_FLEET_")}
-        token = self.client.credentials.registry_token or ""
         env.update(
-            AGENT_FLEET_TASK_ID=self.task_id,
-            AGENT_FLEET_ATTEMPT=str(self.attempt),
-            AGENT_FLEET_REPO=repo_of(self.task) or "",
-            AGENT_FLEET_BRANCH=branch,
-            AGENT_FLEET_PROMPT_FILE=str(ws.prompt_file),
-            AGENT_FLEET_RECEIPT_FILE=str(ws.receipt_file),
-            AGENT_FLEET_URL=self.setup.server,
-            AGENT_FLEET_LEASE=self.lease,
-            AGENT_FLEET_AGENT_ID=self.setup.agent_id,
-            AGENT_FLEET_TOKEN=token,
+            agent_environment(
+                task_id=self.task_id,
+                attempt=self.attempt,
+                repo=repo_of(self.task),
+                branch=branch,
+                prompt_file=str(ws.prompt_file),
+                receipt_file=str(ws.receipt_file),
+                server_url=self.setup.server,
+                lease=self.lease,
+                agent_id=self.setup.agent_id,
+                token=self.client.credentials.registry_token or "",
+            )
         )
         return env
 
     def _from_outcome(
         self, outcome: Outcome, code: int, text: str, started: float
     ) -> dict[str, Any]:
-        ok = code == 0 and not outcome.is_error
+        verdict = judge(outcome, code, text)
         receipt = self._receipt(
-            "completed" if ok else "failed",
-            outcome.summary or tail(text),
+            "completed" if verdict.completed else "failed",
+            verdict.summary,
             started,
-            error=None if ok else f"exit code {code}: {tail(text, 1000)}",
+            error=verdict.error,
         )
         receipt["artifacts"] = [{"type": "pr", "url": url} for url in outcome.pr_urls]
         if outcome.tokens is not None or outcome.cost_usd is not None:
