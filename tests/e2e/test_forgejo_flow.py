@@ -2,6 +2,7 @@
 the server's API calls into a Forgejo stand-in process that checks every request and
 answer against Forgejo's API description (tests/forgejo_standin.py)."""
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -52,14 +53,19 @@ def fleet_with(
     )
 
 
-def clients(server: ServerProcess) -> tuple[httpx.Client, httpx.Client]:
-    admin = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-    )
-    puller = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {PULL_TOKEN}"}, timeout=30
-    )
-    return admin, puller
+@contextlib.contextmanager
+def clients(server: ServerProcess) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """An operator's and a pull agent's client; the server is stopped on the way out."""
+    admin_h = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    pull_h = {"Authorization": f"Bearer {PULL_TOKEN}"}
+    try:
+        with (
+            httpx.Client(base_url=server.url, headers=admin_h, timeout=30) as admin,
+            httpx.Client(base_url=server.url, headers=pull_h, timeout=30) as puller,
+        ):
+            yield admin, puller
+    finally:
+        server.stop()
 
 
 def complete(puller: httpx.Client, task_id: str, lease: str, pr_url: str) -> dict[str, Any]:
@@ -91,8 +97,7 @@ def test_an_issue_becomes_a_task_a_pr_and_a_merge_with_comments_on_the_issue(
         labelled_by="carol",
     )
     server = fleet_with(tmp_path, forgejo).start()
-    admin, puller = clients(server)
-    try:
+    with clients(server) as (admin, puller):
         made = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="d-1")
         assert made.status_code == 200 and made.json()["status"] == "created"
         task_id = made.json()["task_id"]
@@ -130,18 +135,13 @@ def test_an_issue_becomes_a_task_a_pr_and_a_merge_with_comments_on_the_issue(
         everything = "\n".join(comments)
         for secret in (FORGE_TOKEN, SECRET, ADMIN_TOKEN, PULL_TOKEN, got[1]):
             assert secret not in everything
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()
 
 
 def test_a_receipt_naming_a_pr_that_does_not_exist_is_receipt_invalid(
     tmp_path: Path, forgejo: ForgejoStandIn
 ) -> None:
     server = fleet_with(tmp_path, forgejo, comment_on=["failed"]).start()
-    admin, puller = clients(server)
-    try:
+    with clients(server) as (admin, puller):
         task_id = deliver(admin, "issues_label_updated.json", replace=RUST).json()["task_id"]
         register(puller, "rusty", ["code:rust"])
         got = dequeue(puller, "rusty")
@@ -161,10 +161,6 @@ def test_a_receipt_naming_a_pr_that_does_not_exist_is_receipt_invalid(
             15,
             "a comment attempt",
         )
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()
 
 
 def test_issues_labelled_while_the_service_was_down_get_their_task(
@@ -193,8 +189,7 @@ def test_issues_labelled_while_the_service_was_down_get_their_task(
         "issue", repo=REPO, number=22, title="Unlabelled", body="", labels=[], labelled_by="carol"
     )
     server = fleet_with(tmp_path, forgejo).start()
-    admin, puller = clients(server)
-    try:
+    with clients(server) as (admin, puller):
 
         def tasks() -> list[dict[str, Any]]:
             listed: list[dict[str, Any]] = admin.get("/api/v1/tasks").json()["tasks"]
@@ -222,10 +217,6 @@ def test_issues_labelled_while_the_service_was_down_get_their_task(
             merged=True,
         )
         wait_for(lambda: task(admin, made["task_id"])["state"] == "completed", 15, "merge seen")
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()
 
 
 def review_delivery(
@@ -258,8 +249,7 @@ def test_a_review_requesting_changes_sends_the_task_back_until_rounds_run_out(
     tmp_path: Path, forgejo: ForgejoStandIn
 ) -> None:
     server = fleet_with(tmp_path, forgejo, max_review_rounds=1).start()
-    admin, puller = clients(server)
-    try:
+    with clients(server) as (admin, puller):
         task_id = deliver(admin, "issues_label_updated.json", replace=RUST).json()["task_id"]
         register(puller, "rusty", ["code:rust"])
         got = dequeue(puller, "rusty")
@@ -288,7 +278,3 @@ def test_a_review_requesting_changes_sends_the_task_back_until_rounds_run_out(
         last = review_delivery(admin, task_id, pr_url, "carol", "one more thing")
         assert last.json()["status"].startswith("unchanged")  # max_review_rounds = 1
         assert task(admin, task_id)["state"] == "review_pending"
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()

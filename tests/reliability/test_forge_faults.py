@@ -39,9 +39,8 @@ def test_a_forge_outage_delays_work_but_loses_and_repeats_nothing(
     tmp_path: Path, forgejo: ForgejoStandIn
 ) -> None:
     server = fleet_with(tmp_path, forgejo, orchestrator=PATIENT).start()
-    admin, puller = clients(server)
     faults = 0
-    try:
+    with clients(server) as (admin, puller):
         # The permission check fails: the delivery is not handled and not remembered,
         # so Forgejo's "redeliver" (same body, new id) is handled once it is back.
         forgejo.set("fail", count=1000)
@@ -87,10 +86,6 @@ def test_a_forge_outage_delays_work_but_loses_and_repeats_nothing(
         server.start()
         wait_for(lambda: "GET /user/repos" in forgejo.report()["calls"], 10, "reconcile pass")
         comments = forgejo.comments(REPO, 12)
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()
     assert [c.split()[1] for c in comments] == ["Picked", "Pull"], comments
     print(f"forge faults: {faults} outages, nothing lost, {len(comments)} comments once each")
 
@@ -99,8 +94,7 @@ def test_a_forgejo_that_stops_answering_is_waited_out_not_hung_on(
     tmp_path: Path, forgejo: ForgejoStandIn
 ) -> None:
     server = fleet_with(tmp_path, forgejo, orchestrator=PATIENT, api_timeout_secs=0.5).start()
-    admin, puller = clients(server)
-    try:
+    with clients(server) as (admin, _puller):
         forgejo.set("delay", secs=3)  # longer than every call's timeout
         started = time.monotonic()
         slow = deliver(admin, "issues_label_updated.json", replace=RUST, delivery="s-1")
@@ -114,7 +108,3 @@ def test_a_forgejo_that_stops_answering_is_waited_out_not_hung_on(
         task_id = again.json()["task_id"]
         assert task(admin, task_id)["state"] == "created"
         wait_for(lambda: len(forgejo.comments(REPO, 12)) == 0, 1, "nothing to say yet")
-    finally:
-        admin.close()
-        puller.close()
-        server.stop()

@@ -107,6 +107,15 @@ async def new(tasks: TaskService, mode: ExecutionMode = ExecutionMode.SSH_CLI) -
     return task.task_id
 
 
+async def place_one(dispatcher: Dispatcher, tasks: TaskService) -> str:
+    """Slots registered, one ssh_cli task created, placed and launched."""
+    await dispatcher.register_slots()
+    task_id = await new(tasks)
+    await dispatcher.dispatch()
+    await dispatcher.drain_launches()
+    return task_id
+
+
 def test_tasks_go_to_the_least_loaded_slot_and_start() -> None:
     async def scenario() -> None:
         dispatcher, tasks, hosts, _, _ = setup()
@@ -158,10 +167,7 @@ def test_a_refusing_host_fails_the_launch_with_dispatch_error_and_is_backed_off(
 def test_a_run_gone_from_its_host_is_agent_lost_and_retried() -> None:
     async def scenario() -> None:
         dispatcher, tasks, hosts, clock, _ = setup()
-        await dispatcher.register_slots()
-        task_id = await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        task_id = await place_one(dispatcher, tasks)
         hosts.runs.clear()  # the host rebooted and took the run with it
         clock.advance(timedelta(seconds=1))
         assert await dispatcher.watch() == 1
@@ -175,10 +181,7 @@ def test_a_run_gone_from_its_host_is_agent_lost_and_retried() -> None:
 def test_a_host_down_past_the_heartbeat_timeout_loses_its_tasks() -> None:
     async def scenario() -> None:
         dispatcher, tasks, hosts, clock, _ = setup()
-        await dispatcher.register_slots()
-        task_id = await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        task_id = await place_one(dispatcher, tasks)
         host = hosts.launched[0].key.host_id
         hosts.down.add(host)
         await dispatcher.watch()  # marked down, not lost yet
@@ -193,10 +196,7 @@ def test_a_host_down_past_the_heartbeat_timeout_loses_its_tasks() -> None:
 def test_a_run_whose_task_was_cancelled_is_stopped() -> None:
     async def scenario() -> None:
         dispatcher, tasks, hosts, _, _ = setup()
-        await dispatcher.register_slots()
-        task_id = await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        task_id = await place_one(dispatcher, tasks)
         await tasks.cancel(task_id)
         await dispatcher.watch()
         assert [k.task_id for k in hosts.stopped] == [task_id]
