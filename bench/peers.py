@@ -92,9 +92,9 @@ async def ours(store: EventStore, count: int) -> Rate:
     return count / (time.perf_counter() - t0)
 
 
-def ours_sqlite(path: Path, count: int) -> Rate:
+def _ours_on(make_store: Callable[[], EventStore], count: int) -> Rate:
     async def main() -> Rate:
-        store = SqliteEventStore(path)
+        store = make_store()  # inside the loop: a PostgreSQL pool belongs to it
         try:
             await store.migrate()
             return await ours(store, count)
@@ -102,18 +102,14 @@ def ours_sqlite(path: Path, count: int) -> Rate:
             await store.close()
 
     return asyncio.run(main())
+
+
+def ours_sqlite(path: Path, count: int) -> Rate:
+    return _ours_on(lambda: SqliteEventStore(path), count)
 
 
 def ours_postgres(url: str, count: int) -> Rate:
-    async def main() -> Rate:
-        store = PostgresEventStore(url)
-        try:
-            await store.migrate()
-            return await ours(store, count)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return _ours_on(lambda: PostgresEventStore(url), count)
 
 
 def huey(path: Path, count: int) -> Rate:
