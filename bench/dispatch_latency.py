@@ -23,16 +23,16 @@ import hmac
 import json
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+from tests.paths import WEBHOOKS
 
 from bench.common import Config, Section, percentile, scratch_dir
 from bench.http import RawClient
 
 SECRET = "bench-webhook-secret"  # noqa: S105 -- a test fixture, not a credential
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "forgejo" / "webhooks"
+FIXTURES = WEBHOOKS
 AGENTS = 16
 CAPABILITY = "code:python"
 

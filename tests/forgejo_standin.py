@@ -24,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.swagger_check import SHARED, operation_for, request_problems, response_problems
+from tests.paths import WEBHOOKS
+from tests.swagger_check import operation_for, request_problems, response_problems
 
-_HOOKS = SHARED / "webhooks"
+_HOOKS = WEBHOOKS
 _ISSUE_HOOK = json.loads((_HOOKS / "issues_label_updated.json").read_text())
 _PR_HOOK = json.loads((_HOOKS / "pull_request_opened.json").read_text())
 _COMMENT_HOOK = json.loads((_HOOKS / "issue_comment_created.json").read_text())

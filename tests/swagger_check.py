@@ -1,4 +1,4 @@
-"""Forgejo's own API description (../shared/forgejo/swagger.v1.json) as a checker:
+"""Forgejo's own API description (tests/fixtures/forgejo/swagger.v1.json) as a checker:
 which operation a request is, whether its query and body are allowed, and whether a
 response body has the declared shape. Used by the client tests and the stand-in."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "forgejo"
-SWAGGER: dict[str, Any] = json.loads((SHARED / "swagger.v1.json").read_text())
+from tests.paths import FORGEJO
+
+SWAGGER: dict[str, Any] = json.loads((FORGEJO / "swagger.v1.json").read_text())
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),

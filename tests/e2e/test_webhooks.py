@@ -11,8 +11,9 @@ import pytest
 
 from tests.e2e.helpers import dequeue, events, register, task
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+from tests.paths import WEBHOOKS
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "forgejo" / "webhooks"
+FIXTURES = WEBHOOKS
 MANIFEST = {
     d["file"]: d for d in json.loads((FIXTURES / "manifest.json").read_text())["deliveries"]
 }

@@ -27,12 +27,13 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.e2e.helpers import create, dequeue, register, task
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+from tests.paths import WEBHOOKS
 from tests.reliability.support import audit, rebuild_agrees
 
 SOAK = os.environ.get("AGENT_FLEET_SOAK") == "1"
 EXAMPLES = 200 if SOAK else 20  # per operation and generation mode
 WEBHOOK_SECRET = "hostile-webhook-secret-5d1e"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "forgejo" / "webhooks"
+FIXTURES = WEBHOOKS
 Record = Callable[[str, object], None]
 
 #: Agent-side routes take the pull token; the rest of the writes take the admin token.
@@ -555,8 +556,6 @@ def _signed(name: str, secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict[str, s
 def test_webhook_replays_and_forgeries(
     hostile_server: ServerProcess, record_property: Record
 ) -> None:
-    if not (FIXTURES / "manifest.json").exists():
-        pytest.skip(f"no Forgejo webhook fixtures at {FIXTURES}")
     url = "/api/v1/webhooks/forgejo"
     body, headers = _signed("issues_label_updated.json")
     tried = 0

@@ -10,9 +10,10 @@ import pytest
 
 from agent_fleet.domain.states import PrState
 from agent_fleet.forgejo.client import ForgeError, ForgejoClient
-from tests.swagger_check import SHARED, operation_for, request_problems
+from tests.paths import WEBHOOKS
+from tests.swagger_check import operation_for, request_problems
 
-PR_FIXTURE = json.loads((SHARED / "webhooks" / "pull_request_closed_merged.json").read_text())
+PR_FIXTURE = json.loads((WEBHOOKS / "pull_request_closed_merged.json").read_text())
 
 
 class FakeForgejo:

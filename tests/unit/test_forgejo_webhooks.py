@@ -3,15 +3,15 @@
 import hashlib
 import hmac
 import json
-from pathlib import Path
 
 import pytest
 
 from agent_fleet.domain.errors import InvalidInput, Unauthorized
 from agent_fleet.forgejo import webhooks as fw
 from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent, read_labels
+from tests.paths import WEBHOOKS
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "forgejo" / "webhooks"
+FIXTURES = WEBHOOKS
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 SECRET = MANIFEST["secret_used_for_signatures"]
 DELIVERIES = MANIFEST["deliveries"]
