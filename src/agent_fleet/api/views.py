@@ -1,7 +1,8 @@
 """Reply shapes (DESIGN §4): domain objects rendered as the original's JSON."""
 
+import dataclasses
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -22,15 +23,21 @@ class SourceOut(BaseModel):
 
 
 class ArtifactOut(BaseModel):
-    type: Literal["pr", "commit"]
+    type: str
     url: str | None = None
     sha: str | None = None
     branch: str | None = None
+    name: str | None = None
+    path: str | None = None
 
 
 class UsageOut(BaseModel):
     tokens: int | None
     cost_usd: float | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class ReceiptOut(BaseModel):
@@ -92,13 +99,13 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
         duration_seconds=receipt.duration_seconds,
         summary=receipt.summary,
         artifacts=[
-            ArtifactOut(type=a.type, url=a.url, sha=a.sha, branch=a.branch)
+            ArtifactOut(
+                type=a.type, url=a.url, sha=a.sha, branch=a.branch, name=a.name, path=a.path
+            )
             for a in receipt.artifacts
         ],
         error=receipt.error,
-        usage=UsageOut(tokens=receipt.usage.tokens, cost_usd=receipt.usage.cost_usd)
-        if receipt.usage
-        else None,
+        usage=UsageOut(**dataclasses.asdict(receipt.usage)) if receipt.usage else None,
     )
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agent_fleet.domain.states import FailureReason
+from agent_fleet.domain.states import NEVER_AUTO_RETRIED, FailureReason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,8 +20,8 @@ class RetryPolicy:
 
 
 def should_auto_retry(attempt: int, max_retries: int, reason: FailureReason) -> bool:
-    """A closed PR is a person's decision: it is never retried on its own."""
-    return reason is not FailureReason.PR_CLOSED and attempt < max_retries
+    """A closed PR is a person's decision, a spent budget an operator's: neither retries alone."""
+    return reason not in NEVER_AUTO_RETRIED and attempt < max_retries
 
 
 def retry_due_at(

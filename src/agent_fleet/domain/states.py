@@ -47,6 +47,16 @@ class FailureReason(StrEnum):
     PR_CLOSED = "pr_closed"
     DISPATCH_ERROR = "dispatch_error"
     AGENT_LOST = "agent_lost"
+    #: No new output for the agent type's `idle_timeout_secs`.
+    STALLED = "stalled"
+    #: A task from an issue whose run changed nothing in its repository.
+    NO_CHANGES = "no_changes"
+    #: The task's spend across attempts passed its budget: never retried on its own.
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+#: Failures that are a person's (or a budget's) decision: never retried automatically.
+NEVER_AUTO_RETRIED = frozenset({FailureReason.PR_CLOSED, FailureReason.BUDGET_EXCEEDED})
 
 
 class ReceiptStatus(StrEnum):

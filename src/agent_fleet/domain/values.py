@@ -9,18 +9,31 @@ from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Artifact:
-    """What an agent produced: a pull request (`url`) or a commit (`sha`, `branch`)."""
+    """What an agent produced, as the original's receipts carry it ("PR URLs, file paths, etc."):
+    `pr` (`url`), `commit` (`sha`, `branch`), `branch` (`name`, `sha`), `file` (`path`), or any
+    other type, kept as given. Only `pr` artifacts drive validation and the PR lifecycle."""
 
-    type: Literal["pr", "commit"]
+    type: str
     url: str | None = None
     sha: str | None = None
     branch: str | None = None
+    name: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Usage:
+    """What an attempt consumed, as far as the CLI reported it (None: not reported).
+
+    `tokens` is the total the CLI charged for (input + output, cache reads and writes not added
+    twice); the split fields say where it went when the CLI tells."""
+
     tokens: int | None = None
     cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
