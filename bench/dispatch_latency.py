@@ -97,7 +97,7 @@ class Harness:
                 held = time.monotonic()
                 if status != 200:
                     continue
-                task = got["task"]
+                task = got  # the task object itself, with its lease
                 self.held.append((int(task["title"].rsplit(" ", 1)[1]), held))
                 lease = got["lease"]
                 await client.post(

@@ -59,7 +59,7 @@ async def _agent(client: RawClient, agent_id: str, start: float, until: float) -
         t1 = time.perf_counter()
         if status != 200:
             continue
-        task_id, lease = got["task"]["task_id"], got["lease"]
+        task_id, lease = got["task_id"], got["lease"]
         await client.post(
             f"/api/v1/tasks/{task_id}/status",
             {"agent_id": agent_id, "lease": lease, "state": "running"},

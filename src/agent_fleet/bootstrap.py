@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from agent_fleet.api.app import create_app
-from agent_fleet.api.auth import AuthConfig
+from agent_fleet.api.auth import AgentAuth, AuthConfig
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
@@ -194,6 +194,7 @@ def build_app(
     auth = AuthConfig(
         admin_token=admin.get_secret_value() if admin else None,
         http_pull_token=pull.get_secret_value() if pull else None,
+        agent_auth=AgentAuth(settings.orchestrator.agent_auth),
     )
     return create_app(
         fleet,
@@ -216,6 +217,10 @@ def open_to_the_network_without_tokens(settings: Settings) -> list[str]:
         missing.append("server.admin_token (operator actions are open)")
     if settings.orchestrator.http_pull_token is None:
         missing.append("orchestrator.http_pull_token (anyone can register an agent)")
+    if settings.orchestrator.agent_auth == "original":
+        missing.append(
+            'orchestrator.agent_auth = "original" (register, heartbeat and complete take no token)'
+        )
     return missing
 
 

@@ -82,6 +82,8 @@ class OrchestratorConfig(Section):
     default_max_retries: int = Field(default=3, ge=0, le=100)
     dispatch_interval_secs: int = Field(default=10, gt=0)
     http_pull_token: SecretStr | None = None
+    # "original": the Rust original's agent rules (token on dequeue and status only).
+    agent_auth: Literal["strict", "original"] = "strict"
     retry_backoff_base_secs: float = Field(default=10.0, ge=0)
     retry_backoff_max_secs: float = Field(default=600.0, ge=0)
     sweep_interval_secs: float = Field(default=1.0, gt=0)

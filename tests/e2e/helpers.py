@@ -42,7 +42,7 @@ def dequeue(client: httpx.Client, agent_id: str, wait: float = 0) -> tuple[str, 
     if reply.status_code == 204:
         return None
     assert reply.status_code == 200, reply.text
-    return reply.json()["task"]["task_id"], reply.json()["lease"]
+    return reply.json()["task_id"], reply.json()["lease"]
 
 
 def events(client: httpx.Client, task_id: str) -> list[str]:

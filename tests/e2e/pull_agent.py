@@ -52,7 +52,7 @@ def main(servers: str, token: str, agent_id: str, capabilities: str, idle_rounds
             continue
         got.raise_for_status()
         idle = 0
-        task_id, lease = got.json()["task"]["task_id"], got.json()["lease"]
+        task_id, lease = got.json()["task_id"], got.json()["lease"]
         api.post(
             f"/api/v1/tasks/{task_id}/status",
             {"agent_id": agent_id, "lease": lease, "state": "running"},

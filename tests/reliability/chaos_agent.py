@@ -97,7 +97,7 @@ def main() -> None:
             api.post("/api/v1/agents/register", register)
             continue
         got.raise_for_status()
-        task, lease = got.json()["task"], got.json()["lease"]
+        task, lease = got.json(), got.json()["lease"]
         task_id, attempt = task["task_id"], task["attempt"]
         report["held"].append([task_id, attempt])
         print(json.dumps({"holding": task_id, "attempt": attempt}), file=sys.stderr, flush=True)

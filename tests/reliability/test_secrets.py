@@ -162,7 +162,7 @@ def test_no_secret_appears_in_replies_errors_logs_or_the_database(
             ).json()["task_id"]
             for _ in range(2):
                 got = own.post("/api/v1/tasks/dequeue", json={"agent_id": "sec-1"}).json()
-                task_id, lease = got["task"]["task_id"], got["lease"]
+                task_id, lease = got["task_id"], got["lease"]
                 base = {"agent_id": "sec-1", "lease": lease}
                 own.post(f"/api/v1/tasks/{task_id}/status", json={**base, "state": "running"})
                 own.post(f"/api/v1/tasks/{task_id}/logs", json={**base, "offset": 0, "data": "out"})

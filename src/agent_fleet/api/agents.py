@@ -51,7 +51,7 @@ async def register(
 async def heartbeat(
     body: HeartbeatBody, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> HeartbeatReply:
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "heartbeat")
     reply = await fleet.agents.heartbeat(body.agent_id, body.running_tasks)
     return HeartbeatReply(status=reply.agent.status.value, cancel_tasks=reply.cancel_tasks)
 
@@ -60,7 +60,7 @@ async def heartbeat(
 async def deregister(
     body: AgentRef, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> DeregisterReply:
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "deregister")
     agent = await fleet.agents.deregister(body.agent_id)
     return DeregisterReply(agent_id=agent.agent_id, status=agent.status.value)
 

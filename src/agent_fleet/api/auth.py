@@ -1,21 +1,65 @@
-"""Bearer tokens: the shared pull token, each agent's registry token, the admin token."""
+"""Bearer tokens: the shared pull token, each agent's registry token, the admin token.
+
+Agent calls follow one of two rule sets, `[orchestrator] agent_auth`:
+
+- `strict` (the default): acting as an agent takes the shared `http_pull_token` or that
+  agent's own registry token. With no shared token (open mode) a new agent id needs
+  nothing, but an id that is registered still needs its own token, on every call.
+- `original`: the Rust original's rules, for agents written for it. The shared token
+  (when set) guards dequeue and status (and our log upload) only; register,
+  re-register, heartbeat, complete, receipts and deregister are open, and the agent is
+  whoever the body names.
+
+In both, a `[[hosts]]` slot (an ssh_cli agent) is acted for only by the shared token or,
+on its task, by the lease its run was given; registering its id is refused (409).
+"""
 
 import hmac
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
 
 from fastapi import Request
 
-from agent_fleet.domain.errors import Forbidden, Unauthorized
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.errors import Unauthorized
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.states import AgentMode
 from agent_fleet.services.agents import token_matches
 from agent_fleet.services.fleet import Fleet
 
 
+class AgentAuth(StrEnum):
+    STRICT = "strict"
+    ORIGINAL = "original"
+
+
+#: What an agent call does; the original checked the shared token on some of them only.
+AgentCall = Literal["heartbeat", "deregister", "dequeue", "status", "logs", "complete"]
+_GUARDED_BY_THE_ORIGINAL: frozenset[AgentCall] = frozenset({"dequeue", "status", "logs"})
+#: Appended to every refusal the original would not have made, so an operator finds the switch.
+ORIGINAL_HINT = (
+    " (agents written for the original Agent Fleet send no token here: set [orchestrator]"
+    ' agent_auth = "original" to accept them)'
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthConfig:
     admin_token: str | None = None
     http_pull_token: str | None = None
+    agent_auth: AgentAuth = AgentAuth.STRICT
+
+    def is_shared(self, token: str | None) -> bool:
+        return (
+            token is not None
+            and self.http_pull_token is not None
+            and _equal(token, self.http_pull_token)
+        )
+
+    def original_lets_through(self, call: AgentCall) -> bool:
+        """Would the original have let this call through with no token at all?"""
+        return self.http_pull_token is None or call not in _GUARDED_BY_THE_ORIGINAL
 
 
 def bearer(request: Request) -> str | None:
@@ -30,65 +74,85 @@ def _equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def require_agent(request: Request, fleet: Fleet, auth: AuthConfig, agent_id: str) -> None:
-    """An agent endpoint: the shared pull token, or this agent's own registry token.
+async def require_agent(
+    request: Request,
+    fleet: Fleet,
+    auth: AuthConfig,
+    agent_id: str,
+    call: AgentCall,
+    task_id: str | None = None,
+) -> None:
+    """May this request act as `agent_id` (on `task_id`, for task calls)?
 
-    With no pull token configured the API is open to agents, but a token that
-    is presented must still be right: an agent's token never acts for another.
+    A token that is presented must be right: one agent's token never acts for another.
     """
     token = bearer(request)
-    if token is None:
-        if auth.http_pull_token is not None:
-            raise Unauthorized("missing bearer token")
-        return
-    if auth.http_pull_token is not None and _equal(token, auth.http_pull_token):
+    if auth.is_shared(token):
         return
     agent = await fleet.ctx.store.get_agent(AgentId(agent_id))
-    if agent is not None and token_matches(agent, token):
+    if agent is not None and agent.mode is AgentMode.SSH_CLI:
+        await _require_slot_run(fleet, agent, token, task_id)
+        return
+    if auth.agent_auth is AgentAuth.ORIGINAL and auth.original_lets_through(call):
+        return
+    if agent is not None and token is not None and token_matches(agent, token):
         return
     if agent is None and auth.http_pull_token is None:
         return  # open mode and no such agent yet: the service will answer 404
-    raise Unauthorized(f"token is not valid for agent {agent_id!r}")
+    hint = ORIGINAL_HINT if auth.original_lets_through(call) else ""
+    if token is None and agent is not None and auth.http_pull_token is None:
+        raise Unauthorized(
+            f"agent {agent_id!r} is registered: acting for it takes its registry token{hint}"
+        )
+    if token is None:
+        raise Unauthorized(f"missing bearer token{hint}")
+    raise Unauthorized(f"token is not valid for agent {agent_id!r}{hint}")
 
 
-async def require_agent_or_lease(
-    request: Request, fleet: Fleet, auth: AuthConfig, agent_id: str, task_id: str
+async def _require_slot_run(
+    fleet: Fleet, agent: Agent, token: str | None, task_id: str | None
 ) -> None:
-    """As `require_agent`, or, for an ssh_cli run that has no registry token, the lease
-    of the attempt it holds (AGENT_FLEET_TOKEN): good for that one task, that one attempt."""
-    token = bearer(request)
-    if token is not None:
+    """A `[[hosts]]` slot has no registry token: its run holds the lease of its attempt
+    (AGENT_FLEET_TOKEN), good for that one task, that one attempt."""
+    if token is not None and task_id is not None:
         task = await fleet.ctx.store.get_task(TaskId(task_id))
         if (
             task is not None
             and task.lease is not None
-            and task.agent_id == agent_id
+            and task.agent_id == agent.agent_id
             and _equal(token, task.lease)
         ):
-            agent = await fleet.ctx.store.get_agent(AgentId(agent_id))
-            if agent is not None and agent.mode is AgentMode.SSH_CLI:
-                return
-    await require_agent(request, fleet, auth, agent_id)
+            return
+    raise Unauthorized(
+        f"agent {agent.agent_id!r} is a [[hosts]] slot: only the shared token, or its run "
+        "with the lease it was given, acts for it"
+    )
 
 
 async def require_registration(
     request: Request, fleet: Fleet, auth: AuthConfig, agent_id: str | None
 ) -> None:
-    """Registering takes the pull token; re-registering an id also takes that id's own token."""
+    """Registering a new id takes the shared token (none in open mode); re-registering an
+    id takes the shared token or that id's current registry token, even in open mode."""
     token = bearer(request)
+    if auth.is_shared(token) or auth.agent_auth is AgentAuth.ORIGINAL:
+        return
+    existing = await fleet.ctx.store.get_agent(AgentId(agent_id)) if agent_id else None
+    if existing is not None and existing.mode is not AgentMode.HTTP_PULL:
+        return  # not an id HTTP can register: the service refuses it (409)
+    if existing is not None:
+        if token is not None and token_matches(existing, token):
+            return
+        shared = " or the shared http_pull_token" if auth.http_pull_token else ""
+        raise Unauthorized(
+            f"agent {agent_id!r} is registered: registering it again takes its current "
+            f"registry token{shared}{ORIGINAL_HINT}"
+        )
     if auth.http_pull_token is None:
-        if token is not None and agent_id is not None:
-            agent = await fleet.ctx.store.get_agent(AgentId(agent_id))
-            if agent is not None and not token_matches(agent, token):
-                raise Forbidden(f"token is not valid for agent {agent_id!r}")
-        return
+        return  # open mode: a new id needs nothing
     if token is None:
-        raise Unauthorized("missing bearer token")
-    if _equal(token, auth.http_pull_token):
-        return
-    agent = await fleet.ctx.store.get_agent(AgentId(agent_id)) if agent_id else None
-    if agent is None or not token_matches(agent, token):
-        raise Unauthorized("invalid token")
+        raise Unauthorized(f"registering takes the shared http_pull_token{ORIGINAL_HINT}")
+    raise Unauthorized(f"invalid token for registering{ORIGINAL_HINT}")
 
 
 def require_admin(request: Request, auth: AuthConfig) -> None:

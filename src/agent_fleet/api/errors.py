@@ -19,6 +19,7 @@ STATUS_TABLE: list[tuple[type[e.FleetError], int, str]] = [
     (e.StaleLease, 409, "stale_lease"),
     (e.InvalidTransition, 409, "invalid_transition"),
     (e.AgentUnavailable, 409, "agent_unavailable"),
+    (e.AgentIdTaken, 409, "agent_id_taken"),
     (e.ConcurrencyConflict, 409, "conflict"),
     (e.Conflict, 409, "conflict"),
     (e.NotTaskHolder, 403, "not_task_holder"),

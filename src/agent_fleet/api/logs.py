@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["logs"], responses=ERRORS)
 async def append_log(
     task_id: TaskIdPath, body: LogChunkBody, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> LogAck:
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "logs", task_id)
     ack = await fleet.logs.append(task_id, body.agent_id, body.lease, body.offset, body.data)
     return LogAck(ack_offset=ack)
 

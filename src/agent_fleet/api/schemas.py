@@ -4,9 +4,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import ExecutionMode, ReceiptStatus
-from agent_fleet.domain.values import Artifact, Receipt, Usage
+from agent_fleet.domain.values import Receipt, Usage
 
 MAX_LIST = 256
 HttpUrlText = Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")]
@@ -104,34 +105,33 @@ class AssignBody(AgentRef):
 
 
 class StatusBody(AgentRef):
+    """`status` is the original's word for `state`; either may be sent (both must agree)."""
+
     lease: LeaseToken | None = None
-    state: Literal["running", "failed"]
+    state: Literal["running", "failed"] | None = None
+    status: Literal["running", "failed"] | None = None
     message: LongText | None = None
     progress: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_state(self) -> "StatusBody":
+        if self.state is None and self.status is None:
+            raise ValueError("status (or state) is required: running or failed")
+        if self.state is not None and self.status is not None and self.state != self.status:
+            raise ValueError("status and state disagree")
+        return self
+
+    @property
+    def reported(self) -> Literal["running", "failed"]:
+        reported = self.state or self.status
+        assert reported is not None  # _one_state saw to it
+        return reported
 
 
 class LogChunkBody(AgentRef):
     lease: LeaseToken | None = None
     offset: int = Field(ge=0, le=2**53)
     data: Annotated[str, StringConstraints(max_length=512 * 1024)]
-
-
-class ArtifactBody(Body):
-    type: Literal["pr", "commit"]
-    # http(s) only: the URL is shown as a link (a `javascript:` one would run script).
-    url: Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")] | None = (
-        None
-    )
-    sha: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-fA-F]+$")] | None = None
-    branch: ShortText | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> "ArtifactBody":
-        if self.type == "pr" and not self.url:
-            raise ValueError("a pr artifact needs a url")
-        if self.type == "commit" and not self.sha:
-            raise ValueError("a commit artifact needs a sha")
-        return self
 
 
 class UsageBody(Body):
@@ -146,7 +146,7 @@ class ReceiptBody(Body):
     status: ReceiptStatus
     duration_seconds: float | None = Field(default=None, ge=0)
     summary: LongText = ""
-    artifacts: list[ArtifactBody] = Field(default_factory=list, max_length=100)
+    artifacts: Artifacts = Field(default_factory=list)
     error: LongText | None = None
     usage: UsageBody | None = None
 
@@ -158,9 +158,7 @@ class ReceiptBody(Body):
             status=self.status,
             duration_seconds=self.duration_seconds,
             summary=self.summary,
-            artifacts=tuple(
-                Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in self.artifacts
-            ),
+            artifacts=tuple(a.to_artifact() for a in self.artifacts),
             error=self.error,
             usage=Usage(tokens=self.usage.tokens, cost_usd=self.usage.cost_usd)
             if self.usage

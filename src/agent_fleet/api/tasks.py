@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from agent_fleet.api.auth import require_admin, require_agent, require_agent_or_lease
+from agent_fleet.api.auth import require_admin, require_agent
 from agent_fleet.api.cursor import decode_cursor, encode_cursor
 from agent_fleet.api.deps import AuthDep, FleetDep
 from agent_fleet.api.schemas import (
@@ -25,6 +25,7 @@ from agent_fleet.api.views import (
     TaskList,
     TaskOut,
     event_out,
+    handout_out,
     task_out,
 )
 from agent_fleet.domain.errors import InvalidInput
@@ -45,7 +46,11 @@ async def list_tasks(
     repo: Annotated[Repo | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: Annotated[TaskState | None, Query(description="the original's name for state")] = None,
 ) -> TaskList:
+    if state is not None and status is not None and state is not status:
+        raise InvalidInput("status", "status and state disagree")
+    state = state or status
     after = decode_cursor(cursor) if cursor else None
     query = TaskQuery(state=state, agent_id=agent_id, repo=repo, limit=limit + 1, after=after)
     tasks = await fleet.tasks.find(query)
@@ -82,7 +87,7 @@ async def create_task(
 async def dequeue(
     body: DequeueBody, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> Handout | Response:
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "dequeue")
     handout = await fleet.dequeue.dequeue(
         body.agent_id, body.capabilities, timedelta(seconds=body.wait_secs)
     )
@@ -92,7 +97,7 @@ async def dequeue(
     if handout.task.attempt == 0 and assigned_at is not None:
         waited = assigned_at - handout.task.created_at
         request.app.state.metrics.observe_dispatch(waited.total_seconds())
-    return Handout(task=task_out(handout.task), lease=handout.lease)
+    return handout_out(handout.task, handout.lease)
 
 
 @router.get("/tasks/{task_id}")
@@ -117,9 +122,9 @@ async def assign_task(
 async def report_status(
     task_id: TaskIdPath, body: StatusBody, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> StatusReply:
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "status", task_id)
     task, cancel = await fleet.tasks.report_status(
-        task_id, body.agent_id, body.lease, TaskState(body.state), body.message, body.progress
+        task_id, body.agent_id, body.lease, TaskState(body.reported), body.message, body.progress
     )
     return StatusReply(task=task_out(task), cancel=cancel)
 
@@ -130,7 +135,7 @@ async def complete_task(
 ) -> TaskOut:
     if body.task_id is not None and body.task_id != task_id:
         raise InvalidInput("task_id", "does not match the task in the path")
-    await require_agent(request, fleet, auth, body.agent_id)
+    await require_agent(request, fleet, auth, body.agent_id, "complete", task_id)
     return task_out(await fleet.tasks.complete(task_id, body.to_receipt(task_id)))
 
 
@@ -140,7 +145,7 @@ async def post_receipt(
 ) -> TaskOut:
     if body.task_id is None:
         raise InvalidInput("task_id", "Field required")
-    await require_agent_or_lease(request, fleet, auth, body.agent_id, body.task_id)
+    await require_agent(request, fleet, auth, body.agent_id, "complete", body.task_id)
     return task_out(await fleet.tasks.complete(body.task_id, body.to_receipt(body.task_id)))
 
 

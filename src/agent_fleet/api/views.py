@@ -63,21 +63,30 @@ class PullRequestOut(BaseModel):
 
 
 class TaskOut(BaseModel):
+    """One shape, the original's field names beside ours: each pair is the same value
+    (`status`/`state`, `assigned_agent_id`/`agent_id`, `assigned_host`/`host_id`,
+    `review_count`/`review_rounds`, `last_activity_at`/`updated_at`)."""
+
     task_id: str
     title: str
     prompt: str
+    status: str
     state: str
     required_capabilities: list[str]
     execution_mode: str
     priority: int
+    assigned_agent_id: str | None
     agent_id: str | None
+    assigned_host: str | None
     host_id: str | None
     attempt: int
     max_retries: int
     timeout_secs: int
     branch_name: str
+    pr_title: str
     created_at: datetime
     updated_at: datetime
+    last_activity_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     retry_at: datetime | None
@@ -87,7 +96,8 @@ class TaskOut(BaseModel):
     pr: PullRequestOut | None
     progress: float | None
     progress_message: str | None
-    review_rounds: int = 0
+    review_count: int
+    review_rounds: int
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:
@@ -110,42 +120,58 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
 
 
 def task_out(task: Task) -> TaskOut:
-    return TaskOut(
-        task_id=task.task_id,
-        title=task.title,
-        prompt=task.prompt,
-        state=task.state.value,
-        required_capabilities=list(task.required_capabilities),
-        execution_mode=task.execution_mode.value,
-        priority=task.priority,
-        agent_id=task.agent_id,
-        host_id=task.host_id,
-        attempt=task.attempt,
-        max_retries=task.max_retries,
-        timeout_secs=task.timeout_secs,
-        branch_name=task.branch_name,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        started_at=task.started_at,
-        finished_at=task.finished_at,
-        retry_at=task.retry_at,
-        source=SourceOut(
+    return TaskOut(**_task_fields(task))
+
+
+def handout_out(task: Task, lease: str) -> "Handout":
+    """A dequeue's reply: the task object itself at the top level (the original's
+    shape), with the attempt's lease as one more field."""
+    return Handout(**_task_fields(task), lease=lease)
+
+
+def _task_fields(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "title": task.title,
+        "prompt": task.prompt,
+        "status": task.state.value,
+        "state": task.state.value,
+        "required_capabilities": list(task.required_capabilities),
+        "execution_mode": task.execution_mode.value,
+        "priority": task.priority,
+        "assigned_agent_id": task.agent_id,
+        "agent_id": task.agent_id,
+        "assigned_host": task.host_id,
+        "host_id": task.host_id,
+        "attempt": task.attempt,
+        "max_retries": task.max_retries,
+        "timeout_secs": task.timeout_secs,
+        "branch_name": task.branch_name,
+        "pr_title": task.pr_title,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "last_activity_at": task.updated_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "retry_at": task.retry_at,
+        "source": SourceOut(
             kind=task.source.kind,
             repo=task.source.repo,
             issue_number=task.source.issue_number,
             url=task.source.url,
         ),
-        receipt=receipt_out(task.receipt) if task.receipt else None,
-        failure=FailureOut(reason=task.failure.reason.value, message=task.failure.message)
+        "receipt": receipt_out(task.receipt) if task.receipt else None,
+        "failure": FailureOut(reason=task.failure.reason.value, message=task.failure.message)
         if task.failure
         else None,
-        pr=PullRequestOut(url=task.pr.url, number=task.pr.number, state=task.pr.state.value)
+        "pr": PullRequestOut(url=task.pr.url, number=task.pr.number, state=task.pr.state.value)
         if task.pr
         else None,
-        progress=task.progress,
-        progress_message=task.progress_message,
-        review_rounds=task.review_rounds,
-    )
+        "progress": task.progress,
+        "progress_message": task.progress_message,
+        "review_count": task.review_rounds,
+        "review_rounds": task.review_rounds,
+    }
 
 
 class TaskList(BaseModel):
@@ -153,8 +179,7 @@ class TaskList(BaseModel):
     next_cursor: str | None
 
 
-class Handout(BaseModel):
-    task: TaskOut
+class Handout(TaskOut):
     lease: str
 
 

@@ -8,7 +8,8 @@ FleetError
 │   ├── InvalidTransition(task_id, state, action)
 │   ├── StaleLease(task_id, attempt)
 │   ├── ConcurrencyConflict(stream_id, version)
-│   └── AgentUnavailable(agent_id, status)
+│   ├── AgentUnavailable(agent_id, status)
+│   └── AgentIdTaken(agent_id, mode)  -- the id is another mode's agent (a [[hosts]] slot)
 ├── Forbidden
 │   └── NotTaskHolder(task_id, agent_id)
 ├── Unauthorized
@@ -70,6 +71,20 @@ class AgentUnavailable(Conflict):
         super().__init__(f"agent {agent_id!r} is {status}")
         self.agent_id = agent_id
         self.status = status
+
+
+class AgentIdTaken(Conflict):
+    """Registering an id that belongs to an agent of another mode: a `[[hosts]]` slot is
+    never taken over by an http_pull registration, nor the other way round."""
+
+    def __init__(self, agent_id: str, mode: str) -> None:
+        super().__init__(
+            f"agent id {agent_id!r} belongs to an {mode} agent"
+            + (" (a configured [[hosts]] slot)" if mode == "ssh_cli" else "")
+            + ": register an http_pull agent under another id"
+        )
+        self.agent_id = agent_id
+        self.mode = mode
 
 
 class Forbidden(FleetError):

@@ -76,6 +76,11 @@ class Task:
         return branch_for(self.task_id)
 
     @property
+    def pr_title(self) -> str:
+        """The title of the task's pull request (the original's `pr_title`)."""
+        return self.title
+
+    @property
     def is_held(self) -> bool:
         return self.state in HELD_STATES
 

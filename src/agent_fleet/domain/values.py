@@ -1,10 +1,13 @@
 """Value objects carried by tasks and events: receipts, artifacts, pull requests, sources."""
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
+
+#: A value of an artifact's field we do not know: kept as given, scalars only.
+ExtraValue: TypeAlias = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,6 +22,8 @@ class Artifact:
     branch: str | None = None
     name: str | None = None
     path: str | None = None
+    #: The artifact's other fields, as given (bounded where it is read: `artifacts.py`).
+    extra: dict[str, ExtraValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,12 +4,12 @@ workspaces, found again by surveying each host's work dir (so a restart loses no
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import RunSpec, judge, tail
+from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import ReceiptStatus
@@ -31,14 +31,6 @@ class Host:
     work_dir: str
 
 
-class _WrittenArtifact(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    type: Literal["pr", "commit"]
-    url: str | None = Field(default=None, max_length=2000)
-    sha: str | None = Field(default=None, max_length=100)
-    branch: str | None = Field(default=None, max_length=300)
-
-
 class _WrittenUsage(BaseModel):
     tokens: int | None = Field(default=None, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
@@ -50,7 +42,7 @@ class _WrittenReceipt(BaseModel):
     model_config = ConfigDict(extra="ignore")
     status: ReceiptStatus = ReceiptStatus.COMPLETED
     summary: str = Field(default="", max_length=100_000)
-    artifacts: list[_WrittenArtifact] = Field(default_factory=list, max_length=100)
+    artifacts: Artifacts = Field(default_factory=list)
     error: str | None = Field(default=None, max_length=100_000)
     usage: _WrittenUsage | None = None
 
@@ -216,8 +208,6 @@ def _read_written(data: bytes) -> RunResult | None:
         completed=raw.status is ReceiptStatus.COMPLETED,
         summary=raw.summary,
         error=raw.error,
-        artifacts=tuple(
-            Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in raw.artifacts
-        ),
+        artifacts=tuple(a.to_artifact() for a in raw.artifacts),
         usage=usage,
     )

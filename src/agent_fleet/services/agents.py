@@ -9,7 +9,7 @@ from typing import Any
 
 from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain.agent import Agent, Registration
-from agent_fleet.domain.errors import AgentNotFound, ConcurrencyConflict
+from agent_fleet.domain.errors import AgentIdTaken, AgentNotFound, ConcurrencyConflict
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentMode, AgentStatus, TaskState
 from agent_fleet.domain.task import Task
@@ -53,10 +53,15 @@ def token_matches(agent: Agent, token: str) -> bool:
 
 
 class AgentService:
-    def __init__(self, ctx: Context, tasks: TaskService) -> None:
+    def __init__(
+        self, ctx: Context, tasks: TaskService, slot_ids: frozenset[str] = frozenset()
+    ) -> None:
         self._touched: dict[str, datetime] = {}  # agent id → last liveness written here
         self._ctx = ctx
         self._tasks = tasks
+        #: The `[[hosts]]` slots' ids: never registered over HTTP, even before the
+        #: dispatcher has recorded them (it does so in the background at start).
+        self._slot_ids = slot_ids
 
     async def get(self, agent_id: str) -> Agent:
         agent = await self._ctx.store.get_agent(AgentId(agent_id))
@@ -80,8 +85,12 @@ class AgentService:
             metadata=cmd.metadata,
             token_sha256=hash_token(token),
         )
+        if agent_id in self._slot_ids:
+            raise AgentIdTaken(agent_id, AgentMode.SSH_CLI.value)
         for _ in range(MAX_CONFLICT_RETRIES):
             existing = await self._ctx.store.get_agent(agent_id)
+            if existing is not None and existing.mode is not reg.mode:
+                raise AgentIdTaken(agent_id, existing.mode.value)
             now = self._ctx.clock.now()
             events = agent_model.register(existing, reg, now, actor=agent_id)
             try:
@@ -93,6 +102,34 @@ class AgentService:
             agent = agent_model.evolve(existing, events[0])
             return Registered(agent=agent, registry_token=token)
         raise ConcurrencyConflict(agent_id, -1)
+
+    async def declare_capabilities(self, agent: Agent, capabilities: list[str]) -> Agent:
+        """The capabilities an agent names when it dequeues become its declared set (the
+        original matched what the agent declares there): one re-registration when they change."""
+        wanted = tuple(dict.fromkeys(capabilities))
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if agent.capabilities == wanted:
+                return agent
+            reg = Registration(
+                agent_id=agent.agent_id,
+                agent_type=agent.agent_type,
+                mode=agent.mode,
+                hostname=agent.hostname,
+                capabilities=wanted,
+                max_concurrency=agent.max_concurrency,
+                metadata=agent.metadata,
+                token_sha256=agent.token_sha256,
+                host_id=agent.host_id,
+            )
+            events = agent_model.register(agent, reg, self._ctx.clock.now(), actor=agent.agent_id)
+            try:
+                await append(self._ctx, events)
+            except ConcurrencyConflict:
+                agent = await self.get(agent.agent_id)
+                continue
+            self._ctx.signal.notify()
+            return agent_model.evolve(agent, events[0])
+        raise ConcurrencyConflict(agent.agent_id, -1)
 
     async def heartbeat(self, agent_id: str, running: list[str] | None) -> HeartbeatReply:
         """Record liveness (not an event) and tell the agent which tasks to stop."""

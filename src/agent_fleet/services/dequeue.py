@@ -1,6 +1,6 @@
 """Handing work to pull agents: redelivery first, then one atomic claim, else a long-poll."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from agent_fleet.domain.agent import Agent
@@ -38,13 +38,11 @@ class DequeueService:
     ) -> Handout | None:
         agent = await self._pull_agent(agent_id)
         agent = await self._agents.touch(agent)
+        if capabilities is not None:
+            agent = await self._agents.declare_capabilities(agent, capabilities)
         redelivered = await self._unstarted(agent)
         if redelivered is not None:
             return redelivered
-        if capabilities is not None:
-            # The agent may narrow what it takes now, never widen what it registered.
-            narrowed = tuple(c for c in agent.capabilities if c in set(capabilities))
-            agent = _with_capabilities(agent, narrowed)
         wait = min(wait, self._ctx.options.long_poll_max)
         loop_deadline = self._ctx.clock.now() + wait
         while True:
@@ -72,10 +70,6 @@ class DequeueService:
             if task.state is TaskState.ASSIGNED and task.lease is not None:
                 return Handout(task=task, lease=task.lease)
         return None
-
-
-def _with_capabilities(agent: Agent, capabilities: tuple[str, ...]) -> Agent:
-    return replace(agent, capabilities=capabilities)
 
 
 def _assigned_event(task: Task) -> TaskAssigned:

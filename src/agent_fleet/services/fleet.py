@@ -45,7 +45,7 @@ class Fleet:
         exclusive_store: bool = False,
     ) -> "Fleet":
         tasks = TaskService(ctx)
-        agents = AgentService(ctx, tasks)
+        agents = AgentService(ctx, tasks, frozenset(s.agent_id for s in slots or []))
         webhooks = WebhookService(
             ctx, tasks, allowed_repos or [], ctx.forge, ctx.options.max_review_rounds
         )

@@ -6,8 +6,11 @@ ClientError
 """
 
 import asyncio
+import hashlib
+import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,10 +39,44 @@ class Refused(ClientError):
 class Credentials:
     shared_token: str | None
     registry_token: str | None = None
+    #: Where the registry token outlives this process: a registered id is protected by
+    #: it (even on a server without a shared token), so registering again takes it.
+    token_file: Path | None = None
 
     def header(self) -> dict[str, str]:
-        token = self.registry_token or self.shared_token
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        return _bearer(self.registry_token or self.shared_token)
+
+    def registration_header(self) -> dict[str, str]:
+        return _bearer(self.shared_token or self.registry_token or self._saved())
+
+    def keep(self, registry_token: str) -> None:
+        self.registry_token = registry_token
+        if self.token_file is None:
+            return
+        self.token_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = self.token_file.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(registry_token)
+        temp.replace(self.token_file)
+
+    def _saved(self) -> str | None:
+        if self.token_file is None:
+            return None
+        try:
+            return self.token_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+
+def token_file_for(work_dir: Path, server: str, agent_id: str) -> Path:
+    """One file per server and agent id, named by a hash (ids may hold any character)."""
+    key = hashlib.sha256(f"{server.rstrip('/')}\n{agent_id}".encode()).hexdigest()[:32]
+    return work_dir / ".registry-tokens" / key
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class FleetClient:
@@ -71,9 +108,7 @@ class FleetClient:
         while True:
             tries += 1
             headers = (
-                {"Authorization": f"Bearer {self.credentials.shared_token}"}
-                if registering and self.credentials.shared_token
-                else self.credentials.header()
+                self.credentials.registration_header() if registering else self.credentials.header()
             )
             try:
                 reply = await self._http.request(

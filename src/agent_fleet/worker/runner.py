@@ -12,7 +12,14 @@ from typing import Any
 
 import structlog
 
-from agent_fleet.worker.client import ClientError, Credentials, FleetClient, NotRegistered, Refused
+from agent_fleet.worker.client import (
+    ClientError,
+    Credentials,
+    FleetClient,
+    NotRegistered,
+    Refused,
+    token_file_for,
+)
 from agent_fleet.worker.job import AgentSetup, Job
 from agent_fleet.worker.outbox import Outbox
 from agent_fleet.worker.scrub import Scrubber
@@ -34,7 +41,11 @@ class Agent:
     def __init__(self, setup: AgentSetup, options: AgentOptions, token: str | None) -> None:
         self.setup = setup
         self.options = options
-        self.client = FleetClient(setup.server, Credentials(shared_token=token))
+        credentials = Credentials(
+            shared_token=token,
+            token_file=token_file_for(setup.work_dir, setup.server, setup.agent_id),
+        )
+        self.client = FleetClient(setup.server, credentials)
         self.scrubber = Scrubber.from_environment(setup.base_env, [token] if token else [])
         self.outbox = Outbox(setup.work_dir / "outbox")
         self.jobs: dict[str, Job] = {}
@@ -88,7 +99,7 @@ class Agent:
         reply = (
             await self.client.call("POST", "/api/v1/agents/register", body, registering=True)
         ).json()
-        self.client.credentials.registry_token = reply["registry_token"]
+        self.client.credentials.keep(reply["registry_token"])
         self.scrubber.add(reply["registry_token"])
         self.heartbeat_period = min(
             float(reply["heartbeat_interval_secs"]), MAX_HEARTBEAT_PERIOD_SECS
@@ -116,7 +127,7 @@ class Agent:
                 setup=self.setup,
                 client=self.client,
                 scrubber=self.scrubber,
-                task=handout["task"],
+                task=handout,  # the task object itself, with the lease beside its fields
                 lease=handout["lease"],
             )
             self.jobs[job.task_id] = job

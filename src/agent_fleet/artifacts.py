@@ -1,0 +1,125 @@
+"""Receipt artifacts as agents send them (API bodies and receipt files): any type, kept as given.
+
+Only `pr` artifacts drive validation and the PR lifecycle, so only they are checked
+strictly: a `pr` needs an http(s) `url`, else the receipt is refused (422). Any other
+artifact never costs its receipt:
+
+- `type` is kept as given (cut to 64 characters); without one it is `"unknown"`;
+- a known field that is malformed is dropped (`url` must be http(s): it is shown as a
+  link; `sha` must be hex), long text is cut to 1,000 characters;
+- other fields are kept in `extra`: at most 16, keys of letters, digits, `_.-`, values
+  that are strings, booleans, integers up to 2^53 or finite numbers; the rest is dropped;
+- a bare string is a file path (or a `link` when it is an http(s) URL);
+- `null` items and anything else that is not an object are dropped.
+"""
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from agent_fleet.domain.values import Artifact, ExtraValue
+
+MAX_ARTIFACTS = 100
+MAX_EXTRA_FIELDS = 16
+MAX_TYPE_CHARS = 64
+MAX_TEXT_CHARS = 1_000
+MAX_URL_CHARS = 2_000
+MAX_EXACT_INT = 2**53
+_URL = re.compile(r"^https?://\S+$")
+_SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_TEXT_FIELDS = ("branch", "name", "path")
+_KNOWN = frozenset({"type", "url", "sha", *_TEXT_FIELDS})
+
+
+class ArtifactBody(BaseModel):
+    """One artifact after `as_given`: every field already bounded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: str
+    url: str | None = None
+    sha: str | None = None
+    branch: str | None = None
+    name: str | None = None
+    path: str | None = None
+    extra: dict[str, ExtraValue] = Field(default_factory=dict)
+
+    def to_artifact(self) -> Artifact:
+        return Artifact(
+            type=self.type,
+            url=self.url,
+            sha=self.sha,
+            branch=self.branch,
+            name=self.name,
+            path=self.path,
+            extra=dict(self.extra),
+        )
+
+
+def as_given(item: dict[str, Any] | str) -> dict[str, Any]:
+    """An artifact object (or bare string) as the fields we keep; raises only for a bad `pr`."""
+    if isinstance(item, str):
+        if len(item) <= MAX_URL_CHARS and _URL.match(item):
+            return {"type": "link", "url": item}
+        return {"type": "file", "path": item[:MAX_TEXT_CHARS]}
+    kind = item.get("type")
+    kept: dict[str, Any] = {
+        "type": kind[:MAX_TYPE_CHARS] if isinstance(kind, str) and kind.strip() else "unknown"
+    }
+    url = item.get("url")
+    if isinstance(url, str) and len(url) <= MAX_URL_CHARS and _URL.match(url):
+        kept["url"] = url
+    elif kept["type"] == "pr":
+        raise ValueError("a pr artifact needs an http(s) url")
+    sha = item.get("sha")
+    if isinstance(sha, str) and _SHA.match(sha):
+        kept["sha"] = sha
+    for key in _TEXT_FIELDS:
+        value = item.get(key)
+        if isinstance(value, str):
+            kept[key] = value[:MAX_TEXT_CHARS]
+    kept["extra"] = _extra(item)
+    return kept
+
+
+def _extra(item: dict[str, Any]) -> dict[str, ExtraValue]:
+    extra: dict[str, ExtraValue] = {}
+    for key, value in item.items():
+        if len(extra) >= MAX_EXTRA_FIELDS:
+            break
+        if key in _KNOWN or not isinstance(key, str) or not _KEY.match(key):
+            continue
+        scalar = _scalar(value)
+        if scalar is not None:
+            extra[key] = scalar
+    return extra
+
+
+def _scalar(value: Any) -> ExtraValue | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= MAX_EXACT_INT else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value[:MAX_TEXT_CHARS]
+    return None
+
+
+def _artifact_list(value: Any) -> Any:
+    """Objects and strings become artifacts; `null` and other items are dropped."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return value  # not a list at all: the receipt is malformed (422)
+    return [as_given(item) for item in value if isinstance(item, dict | str)]
+
+
+#: A receipt's `artifacts` field, for the API's bodies and the receipt files runs write.
+Artifacts = Annotated[
+    list[ArtifactBody], BeforeValidator(_artifact_list), Field(max_length=MAX_ARTIFACTS)
+]
