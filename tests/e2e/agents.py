@@ -46,6 +46,7 @@ def start_agent(
     slots: int = 1,
     env: dict[str, str] | None = None,
     git_base_url: str | None = None,
+    token: str | None = PULL_TOKEN,
 ) -> AgentProcess:
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = work_dir.parent / f"{agent_id}.log"
@@ -56,8 +57,7 @@ def start_agent(
         "agent",
         "--server",
         server.url,
-        "--token",
-        PULL_TOKEN,
+        *(["--token", token] if token else []),
         "--agent-id",
         agent_id,
         "--agent-type",

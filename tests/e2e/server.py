@@ -30,6 +30,7 @@ class ServerProcess:
     workdir: Path
     orchestrator: dict[str, Any] = field(default_factory=dict)
     forgejo: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)  # over [server]; None drops a key
     extra_toml: str = ""  # appended as is: [[hosts]], [agent_types.*]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -62,16 +63,13 @@ class ServerProcess:
             "sweep_interval_secs": 0.2,
             **self.orchestrator,
         }
-        lines = [
-            "[server]",
-            'bind = "127.0.0.1"',
-            f"port = {self.port}",
-            f'admin_token = "{ADMIN_TOKEN}"',
-            "",
-            "[orchestrator]",
-        ]
+        server = {"bind": "127.0.0.1", "port": self.port, "admin_token": ADMIN_TOKEN, **self.server}
+        lines = ["[server]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in server.items() if value is not None]
+        lines += ["", "[orchestrator]"]
         for key, value in orchestrator.items():
-            lines.append(f"{key} = {_toml(value)}")
+            if value is not None:  # None: leave the key out (e.g. no http_pull_token)
+                lines.append(f"{key} = {_toml(value)}")
         if self.forgejo:
             lines.append("[forgejo]")
             lines += [f"{key} = {_toml(value)}" for key, value in self.forgejo.items()]

@@ -10,8 +10,9 @@ Agent calls follow one of two rule sets, `[orchestrator] agent_auth`:
   re-register, heartbeat, complete, receipts and deregister are open, and the agent is
   whoever the body names.
 
-In both, a `[[hosts]]` slot (an ssh_cli agent) is acted for only by the shared token or,
-on its task, by the lease its run was given; registering its id is refused (409).
+In both, a `[[hosts]]` slot (an ssh_cli agent) is acted for only by its run, on its task,
+with the lease the run was given (not even the shared token: no pull agent needs to);
+registering its id is refused (409).
 """
 
 import hmac
@@ -87,11 +88,11 @@ async def require_agent(
     A token that is presented must be right: one agent's token never acts for another.
     """
     token = bearer(request)
-    if auth.is_shared(token):
-        return
     agent = await fleet.ctx.store.get_agent(AgentId(agent_id))
     if agent is not None and agent.mode is AgentMode.SSH_CLI:
         await _require_slot_run(fleet, agent, token, task_id)
+        return
+    if auth.is_shared(token):
         return
     if auth.agent_auth is AgentAuth.ORIGINAL and auth.original_lets_through(call):
         return
@@ -124,8 +125,8 @@ async def _require_slot_run(
         ):
             return
     raise Unauthorized(
-        f"agent {agent.agent_id!r} is a [[hosts]] slot: only the shared token, or its run "
-        "with the lease it was given, acts for it"
+        f"agent {agent.agent_id!r} is a [[hosts]] slot: only its run, with the lease it "
+        "was given (AGENT_FLEET_TOKEN), acts for it"
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from agent_fleet.codec import event_json
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.task import Task
-from agent_fleet.domain.values import Receipt
+from agent_fleet.domain.values import ExtraValue, Receipt
 from agent_fleet.ports import RecordedEvent
 
 # --- Task -------------------------------------------------------------------------
@@ -29,6 +29,7 @@ class ArtifactOut(BaseModel):
     branch: str | None = None
     name: str | None = None
     path: str | None = None
+    extra: dict[str, ExtraValue] = {}  # the artifact's other fields, as given (bounded)
 
 
 class UsageOut(BaseModel):
@@ -110,7 +111,13 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
         summary=receipt.summary,
         artifacts=[
             ArtifactOut(
-                type=a.type, url=a.url, sha=a.sha, branch=a.branch, name=a.name, path=a.path
+                type=a.type,
+                url=a.url,
+                sha=a.sha,
+                branch=a.branch,
+                name=a.name,
+                path=a.path,
+                extra=a.extra,
             )
             for a in receipt.artifacts
         ],
