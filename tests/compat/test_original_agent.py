@@ -91,6 +91,9 @@ def test_every_receipt_the_original_documents(
     assert (kept[2]["name"], kept[2]["sha"]) == ("task/x", "0123abcd")
     assert kept[3]["url"] == "https://cdn.example/shot.png"
     assert kept[3]["extra"] == {"width": 1280}
+    detail = oracle.get(f"/ui/tasks/{task_id}/detail").text  # and the dashboard shows them
+    assert "file: docs/report.md" in detail
+    assert "screenshot: https://cdn.example/shot.png" in detail
 
 
 def test_the_operator_assigns_retries_and_lists(
