@@ -86,11 +86,14 @@ def as_given(item: dict[str, Any] | str) -> dict[str, Any]:
 
 
 def _extra(item: dict[str, Any]) -> dict[str, ExtraValue]:
+    """The unknown fields, and those of an `extra` object (our own replies, sent back)."""
+    given = item.get("extra")
+    pairs = [*(given.items() if isinstance(given, dict) else ()), *item.items()]
     extra: dict[str, ExtraValue] = {}
-    for key, value in item.items():
+    for key, value in pairs:
         if len(extra) >= MAX_EXTRA_FIELDS:
             break
-        if key in _KNOWN or not isinstance(key, str) or not _KEY.match(key):
+        if key in _KNOWN or key == "extra" or not isinstance(key, str) or not _KEY.match(key):
             continue
         scalar = _scalar(value)
         if scalar is not None:

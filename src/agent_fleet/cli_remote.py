@@ -62,9 +62,9 @@ def _task_table(tasks: list[dict[str, Any]]) -> Table:
     for t in tasks:
         table.add_row(
             t["task_id"],
-            t["state"],
+            t["status"],
             t["title"][:60],
-            t.get("agent_id") or "-",
+            t.get("assigned_agent_id") or "-",
             f"{t['attempt']}/{t['max_retries']}",
             str(t["priority"]),
             t["updated_at"],
@@ -175,7 +175,7 @@ def tasks_create(
         }
     )
     task = _request("POST", server, "/api/v1/tasks", token, json=body)
-    _emit(task, as_json, lambda c: c.print(f"created task {task['task_id']} ({task['state']})"))
+    _emit(task, as_json, lambda c: c.print(f"created task {task['task_id']} ({task['status']})"))
 
 
 def _action(name: str) -> click.Command:
@@ -186,7 +186,7 @@ def _action(name: str) -> click.Command:
     @click.argument("task_id")
     def command(server: str, token: str | None, as_json: bool, task_id: str) -> None:
         task = _request("POST", server, f"/api/v1/tasks/{task_id}/{name}", token)
-        _emit(task, as_json, lambda c: c.print(f"task {task['task_id']} is now {task['state']}"))
+        _emit(task, as_json, lambda c: c.print(f"task {task['task_id']} is now {task['status']}"))
 
     return command
 

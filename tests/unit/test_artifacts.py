@@ -60,6 +60,11 @@ def test_a_malformed_field_of_a_non_pr_artifact_is_dropped_not_refused() -> None
     assert artifact == Artifact(type="commit", path="p" * MAX_TEXT_CHARS)
 
 
+def test_an_artifact_as_we_show_it_reads_back_the_same() -> None:
+    shown = {"type": "shot", "url": None, "extra": {"width": 3, "tags": ["x"]}, "dpi": 2}
+    assert kept(shown) == [Artifact(type="shot", extra={"width": 3, "dpi": 2})]
+
+
 def test_extra_fields_are_bounded() -> None:
     many = {"type": "metrics", **{f"k{i}": i for i in range(MAX_EXTRA_FIELDS * 3)}}
     (artifact,) = kept(many)
