@@ -3,11 +3,14 @@
 import ipaddress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
 from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AuthConfig
+from agent_fleet.api.hosts import AllowedHosts, default_hosts
+from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
@@ -204,7 +207,21 @@ def build_app(
         webhook_secret=secret.get_secret_value()
         if (secret := settings.forgejo.webhook_secret)
         else None,
+        text_limits=TextLimits(
+            event_text_bytes=settings.server.max_event_text_bytes,
+            metadata_bytes=settings.server.max_metadata_bytes,
+        ),
+        allowed_hosts=allowed_hosts(settings),
     )
+
+
+def allowed_hosts(settings: Settings) -> AllowedHosts:
+    """`[server] allowed_hosts` as given, or the bind address, loopback and public_url's host."""
+    server = settings.server
+    if server.allowed_hosts is not None:
+        return AllowedHosts.of(server.allowed_hosts)
+    public_host = urlsplit(server.public_url).hostname if server.public_url else None
+    return default_hosts(server.bind, public_host)
 
 
 def open_to_the_network_without_tokens(settings: Settings) -> list[str]:
