@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AuthConfig
-from agent_fleet.api.hosts import AllowedHosts, default_hosts
+from agent_fleet.api.hosts import AllowedHosts
 from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
@@ -216,12 +216,11 @@ def build_app(
 
 
 def allowed_hosts(settings: Settings) -> AllowedHosts:
-    """`[server] allowed_hosts` as given, or the bind address, loopback and public_url's host."""
+    """The Host names we answer to: the bind address, public_url's host, `[server]
+    allowed_hosts` (localhost and IP addresses always)."""
     server = settings.server
-    if server.allowed_hosts is not None:
-        return AllowedHosts.of(server.allowed_hosts)
     public_host = urlsplit(server.public_url).hostname if server.public_url else None
-    return default_hosts(server.bind, public_host)
+    return AllowedHosts.of(server.bind, public_host, *server.allowed_hosts)
 
 
 def open_to_the_network_without_tokens(settings: Settings) -> list[str]:

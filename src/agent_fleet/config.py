@@ -81,8 +81,9 @@ class ServerConfig(Section):
     max_log_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # How agent CLIs on ssh_cli hosts reach us (AGENT_FLEET_URL); default http://bind:port.
     public_url: str | None = None
-    # Host headers we answer (DNS rebinding); None: bind, loopback names, public_url's host.
-    allowed_hosts: list[str] | None = None
+    # Host names we answer besides bind, public_url's host, localhost and IP addresses
+    # (others get 421: DNS rebinding). "*.example.com" for subdomains, "*" for any.
+    allowed_hosts: list[str] = Field(default_factory=list)
     # A connection must send its request headers within this (slowloris), its body within
     # body_timeout_secs; at most max_connections are open at once (capped under the fd limit).
     header_timeout_secs: float = Field(default=5.0, gt=0, le=300)

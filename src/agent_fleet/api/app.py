@@ -6,7 +6,7 @@ from agent_fleet import __version__
 from agent_fleet.api import agents, errors, logs, metrics, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
-from agent_fleet.api.hosts import AllowedHosts, HostCheck, default_hosts
+from agent_fleet.api.hosts import AllowedHosts, HostCheck
 from agent_fleet.api.limits import BodySizeLimit, TextLimits
 from agent_fleet.api.requestlog import RequestLog
 from agent_fleet.api.views import Health
@@ -51,7 +51,7 @@ def create_app(
 
     # Last added runs first: log and time everything, then refuse foreign hosts, then sizes.
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, text=text_limits)
-    app.add_middleware(HostCheck, allowed=allowed_hosts or default_hosts("127.0.0.1", None))
+    app.add_middleware(HostCheck, allowed=allowed_hosts or AllowedHosts.of())
     app.add_middleware(metrics.HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(RequestLog)
     return app

@@ -2,10 +2,12 @@
 
 A web page can point its own domain at 127.0.0.1 and then script requests to
 our API from the operator's browser; the browser sends that domain as `Host`.
-Requests whose Host is not one of ours get 421 before any route runs. An IP
-address as Host cannot come from such a page (it would be our own origin), so
-when we listen on every interface (0.0.0.0 or ::), any IP literal is accepted:
-agents may reach us by whichever address the machine has.
+Requests whose Host is not one of ours get 421 before any route runs.
+
+Always answered: `localhost` and any IP address literal. Rebinding needs a name
+the attacker controls; a page can only make the browser send an IP address as
+Host when the page itself came from that address, i.e. from us. So agents and
+health checks may reach us by whichever address the machine has.
 """
 
 import ipaddress
@@ -14,37 +16,23 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (names, not a bind)
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
 
 @dataclass(frozen=True, slots=True)
 class AllowedHosts:
-    """Host names we answer to: exact names, `*.example.com` for a domain's subdomains,
-    or `*` for any; `any_ip` also lets every IP address literal through."""
+    """Host names we answer to besides `localhost` and IP addresses: exact names,
+    `*.example.com` for a domain's subdomains, or `*` for any host at all."""
 
     names: frozenset[str]
-    any_ip: bool = False
 
     @classmethod
-    def of(cls, names: list[str], any_ip: bool = False) -> "AllowedHosts":
-        return cls(frozenset(_normal(n) for n in names if n.strip()), any_ip)
+    def of(cls, *names: str | None) -> "AllowedHosts":
+        return cls(frozenset(_normal(n) for n in names if n and n.strip()))
 
     def permits(self, host_header: str) -> bool:
         host = _normal(_without_port(host_header))
-        if "*" in self.names or host in self.names:
+        if host == "localhost" or _is_ip(host) or "*" in self.names or host in self.names:
             return True
-        if any(n.startswith("*.") and host.endswith(n[1:]) for n in self.names):
-            return True
-        return self.any_ip and _is_ip(host)
-
-
-def default_hosts(bind: str, public_host: str | None) -> AllowedHosts:
-    """The bind address, the loopback names and the public URL's host."""
-    names = [*LOOPBACK_NAMES, *([public_host] if public_host else [])]
-    if bind not in WILDCARD_BINDS:
-        names.append(bind)
-    return AllowedHosts.of(names, any_ip=bind in WILDCARD_BINDS)
+        return any(n.startswith("*.") and host.endswith(n[1:]) for n in self.names)
 
 
 def _without_port(host: str) -> str:
