@@ -91,7 +91,8 @@ class ServerConfig(Section):
     max_connections: int = Field(default=1000, ge=8, le=1_000_000)
     # Free text that becomes an event (status messages, receipt summaries and errors)
     # and an agent's registration metadata (as JSON), in bytes.
-    max_event_text_bytes: int = Field(default=65_536, ge=1024, le=500_000)
+    # (not below 16 KiB: `agent-fleet agent` cuts receipt text to that, so it always fits)
+    max_event_text_bytes: int = Field(default=65_536, ge=16_384, le=500_000)
     max_metadata_bytes: int = Field(default=16_384, ge=256, le=1_048_576)
 
 

@@ -285,7 +285,7 @@ def test_oversized_event_text_is_refused_and_stores_nothing(
 
 def test_the_text_caps_are_configurable(tmp_path: Path) -> None:
     server = ServerProcess(
-        tmp_path, server={"max_event_text_bytes": 2048, "max_metadata_bytes": 300}
+        tmp_path, server={"max_event_text_bytes": 16_384, "max_metadata_bytes": 300}
     ).start()
     try:
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -297,10 +297,10 @@ def test_the_text_caps_are_configurable(tmp_path: Path) -> None:
             task_id, lease = _held_task(admin, puller, "capped")
             base = {"agent_id": "capped", "lease": lease, "state": "running"}
             url = f"/api/v1/tasks/{task_id}/status"
-            assert puller.post(url, json={**base, "message": "a" * 2048}).status_code == 200
-            too_long = puller.post(url, json={**base, "message": "a" * 2049})
+            assert puller.post(url, json={**base, "message": "a" * 16_384}).status_code == 200
+            too_long = puller.post(url, json={**base, "message": "é" * 8_193})
             assert too_long.status_code == 422
-            assert "limit is 2048 bytes (server.max_event_text_bytes)" in too_long.json()["error"]
+            assert "limit is 16384 bytes (server.max_event_text_bytes)" in too_long.json()["error"]
             meta = {"agent_id": "m", "agent_type": "x", "metadata": {"k": "v" * 400}}
             assert puller.post("/api/v1/agents/register", json=meta).status_code == 422
     finally:

@@ -5,6 +5,8 @@ import pytest
 from agent_fleet.api.connections import accept_backlog, connection_cap
 from agent_fleet.api.hosts import AllowedHosts
 from agent_fleet.api.metrics import HTTP_METHODS, bounded, status_class, webhook_result
+from agent_fleet.config import ServerConfig
+from agent_fleet.worker.job import RECEIPT_TEXT_BYTES, bounded_text
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,12 @@ def test_metric_labels_come_from_fixed_sets() -> None:
     ]
     assert webhook_result("ignored: no such task") == "ignored"
     assert webhook_result("anything the sender controls") == "other"
+
+
+@pytest.mark.parametrize("text", ["short", "x" * 16_384, "x" * 100_000, "é" * 50_000, "€" * 9000])
+def test_the_runners_receipt_text_always_fits_the_smallest_cap(text: str) -> None:
+    cut = bounded_text(text)
+    smallest_cap = ServerConfig.model_json_schema()["properties"]["max_event_text_bytes"]["minimum"]
+    assert len(cut.encode("utf-8")) <= RECEIPT_TEXT_BYTES == smallest_cap
+    assert cut == text or cut.endswith("bytes, cut to fit)")
+    assert text.startswith(cut.split("\n… (")[0])
