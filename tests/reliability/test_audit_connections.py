@@ -66,6 +66,14 @@ def _read_to_eof(sock: socket.socket, deadline: float) -> bytes | None:
         data += chunk
 
 
+def _read_response(sock: socket.socket) -> http.client.HTTPResponse:
+    """One whole response, leaving the connection open for the next request."""
+    reply = http.client.HTTPResponse(sock)
+    reply.begin()
+    reply.read()
+    return reply
+
+
 @contextmanager
 def _trickling(socks: list[socket.socket]) -> Iterator[None]:
     """Keep sending one header byte per socket every 0.5 s (the classic slowloris)."""
@@ -151,6 +159,30 @@ def test_a_flood_under_a_low_file_limit_keeps_healthz_and_the_log_intact(
         assert b"Traceback" not in log
         assert len(log) < 64 * 1024, f"the log grew by {len(log)} bytes"
         assert b"closed the slowest connections to make room" in log
+
+
+def test_a_body_or_a_second_request_that_never_finishes_is_cut_off(tmp_path: Path) -> None:
+    """The same attack one step later: full headers and a body that never comes, or a
+    kept-alive connection whose second request stalls half-way through its headers."""
+    limits = {"header_timeout_secs": 2, "body_timeout_secs": 3}
+    with _running(ServerProcess(tmp_path, server=limits)) as server:
+        stalled_body = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled_body.sendall(
+            b"POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first_reply = _read_response(second)
+        assert first_reply.status == 200, first_reply.status
+        second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        deadline = time.monotonic() + 30
+        for sock in (stalled_body, second):
+            reply = _read_to_eof(sock, deadline)
+            sock.close()
+            assert reply is not None, "still open after 30 s"
+            assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert httpx.get(f"{server.url}/api/v1/tasks", timeout=10).json()["tasks"] == []
 
 
 # --- 4: /metrics labels ---------------------------------------------------------------

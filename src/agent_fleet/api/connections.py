@@ -205,9 +205,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _close(self, reply: bytes) -> None:
         """Say why when no response has started yet, then close."""
-        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not (
-            self.cycle is not None and self.cycle.response_started
-        ):
+        # h11 leaves SEND_RESPONSE in the same step that sends a response's first bytes.
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             self.transport.write(reply)
         if self.cycle is not None and not self.cycle.response_complete:
             # The app may be waiting for the body: tell it the client is gone.
