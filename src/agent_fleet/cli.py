@@ -31,9 +31,8 @@ from agent_fleet.config import (
     LoadedSettings,
     Settings,
     load_settings,
-    redacted,
-    render_toml,
 )
+from agent_fleet.config_render import redacted, render_toml
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.logs import configure_logging
 from agent_fleet.services.copying import copy_events
