@@ -3,11 +3,14 @@
 import ipaddress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
 from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AgentAuth, AuthConfig
+from agent_fleet.api.hosts import AllowedHosts
+from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
@@ -205,7 +208,20 @@ def build_app(
         webhook_secret=secret.get_secret_value()
         if (secret := settings.forgejo.webhook_secret)
         else None,
+        text_limits=TextLimits(
+            event_text_bytes=settings.server.max_event_text_bytes,
+            metadata_bytes=settings.server.max_metadata_bytes,
+        ),
+        allowed_hosts=allowed_hosts(settings),
     )
+
+
+def allowed_hosts(settings: Settings) -> AllowedHosts:
+    """The Host names we answer to: the bind address, public_url's host, `[server]
+    allowed_hosts` (localhost and IP addresses always)."""
+    server = settings.server
+    public_host = urlsplit(server.public_url).hostname if server.public_url else None
+    return AllowedHosts.of(server.bind, public_host, *server.allowed_hosts)
 
 
 def open_to_the_network_without_tokens(settings: Settings) -> list[str]:

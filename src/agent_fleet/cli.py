@@ -1,21 +1,19 @@
 """The `agent-fleet` command: serve, config check, db migrate|rebuild, and the remote commands."""
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
 import structlog
-import uvicorn
 
 from agent_fleet import __version__
+from agent_fleet.api.connections import ConnectionLimits
 from agent_fleet.api.metrics import FleetMetrics
+from agent_fleet.api.server import FleetServer
 from agent_fleet.bootstrap import (
     build_app,
     build_fleet,
@@ -33,9 +31,8 @@ from agent_fleet.config import (
     LoadedSettings,
     Settings,
     load_settings,
-    redacted,
-    render_toml,
 )
+from agent_fleet.config_render import redacted, render_toml
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.logs import configure_logging
 from agent_fleet.services.copying import copy_events
@@ -60,6 +57,8 @@ def _load(config_path: Path | None) -> LoadedSettings:
         loaded = load_settings(config_path, os.environ)
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
     return loaded
@@ -109,16 +108,14 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             store=store_name,
             listen=f"{settings.server.bind}:{settings.server.port}",
         )
-        config = uvicorn.Config(
-            app,
-            host=settings.server.bind,
-            port=settings.server.port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            lifespan="off",
+        limits = ConnectionLimits(
+            header_timeout_secs=settings.server.header_timeout_secs,
+            body_timeout_secs=settings.server.body_timeout_secs,
+            max_connections=settings.server.max_connections,
         )
-        server = _Server(config, on_exit=fleet.dequeue.close)
+        server = FleetServer(
+            app, settings.server.bind, settings.server.port, limits, on_exit=fleet.dequeue.close
+        )
         stop = asyncio.Event()
         # Shutdown order: uvicorn stops intake and drains requests, then the
         # duties are told to stop, then (finally) the store closes.
@@ -133,30 +130,6 @@ async def _serve(settings: Settings, source: Path | None) -> None:
             await fleet.hosts.close()
         await store.close()
         log.info("agent-fleet stopped")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn that shuts down on SIGTERM/SIGINT without re-raising the signal afterwards,
-    so that our own shutdown steps (stop the duties, close the store) still run."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit()
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
 
 
 @main.group("config")

@@ -106,7 +106,7 @@ def tasks_list(
 @click.argument("task_id")
 def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> None:
     task = _request("GET", server, f"/api/v1/tasks/{task_id}", token)
-    events = _request("GET", server, f"/api/v1/tasks/{task_id}/events", token)["events"]
+    events = _all_events(server, task_id, token)
 
     def render(console: Console) -> None:
         console.print(_task_table([task]))
@@ -120,6 +120,19 @@ def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> N
         console.print(history)
 
     _emit({"task": task, "events": events}, as_json, render)
+
+
+def _all_events(server: str, task_id: str, token: str | None) -> list[dict[str, Any]]:
+    """The whole history, page by page (the server caps each page)."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = _request("GET", server, f"/api/v1/tasks/{task_id}/events", token, params=params)
+        events += page["events"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return events
 
 
 def _detail(data: dict[str, Any]) -> str:

@@ -1,23 +1,35 @@
 """Typed settings from `config.toml` (the original's sections and keys) and the environment.
 
-Errors name the file, the dotted key and the reason. Keys we do not know are
-reported as warnings, not errors: a user of the original may carry keys that
-mean nothing here, and must still be able to start.
+Errors name the file, the dotted key and the reason. A key that no model
+declares is an error with a "did you mean" hint (`config_keys`): a misspelt
+secret's key must not start an open server. Keys of the original service that
+we knowingly ignore are notes. An empty or blank secret is an error too: it
+would otherwise read as "no token" and turn authentication off.
 """
 
 import tomllib
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent_fleet.adapters import BUILT_IN
+from agent_fleet.config_keys import check_keys
 from agent_fleet.domain.errors import FleetError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
+#: A shorter token can be guessed; the server still starts, with a warning.
+MIN_TOKEN_CHARS = 16
 SafeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 #: Environment variables that win over the file (secrets and the store URL).
@@ -45,8 +57,19 @@ COMMENT_STEPS: tuple[CommentStep, ...] = (
 
 
 class Section(BaseModel):
-    # "ignore": unknown keys are collected as warnings before validation.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Unknown keys are reported with a hint before validation (`check_keys`);
+    # "forbid" is the backstop for anything that check did not walk into.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_blank_secret(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            raise ValueError(
+                "an empty secret would turn this protection off; "
+                "set a real value, or remove the key to leave it unset"
+            )
+        return value
 
 
 class ServerConfig(Section):
@@ -58,6 +81,19 @@ class ServerConfig(Section):
     max_log_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # How agent CLIs on ssh_cli hosts reach us (AGENT_FLEET_URL); default http://bind:port.
     public_url: str | None = None
+    # Host names we answer besides bind, public_url's host, localhost and IP addresses
+    # (others get 421: DNS rebinding). "*.example.com" for subdomains, "*" for any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # A connection must send its request headers within this (slowloris), its body within
+    # body_timeout_secs; at most max_connections are open at once (capped under the fd limit).
+    header_timeout_secs: float = Field(default=5.0, gt=0, le=300)
+    body_timeout_secs: float = Field(default=30.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=8, le=1_000_000)
+    # Free text that becomes an event (status messages, receipt summaries and errors)
+    # and an agent's registration metadata (as JSON), in bytes.
+    # (not below 16 KiB: `agent-fleet agent` cuts receipt text to that, so it always fits)
+    max_event_text_bytes: int = Field(default=65_536, ge=16_384, le=500_000)
+    max_metadata_bytes: int = Field(default=16_384, ge=256, le=1_048_576)
 
 
 class ForgejoConfig(Section):
@@ -159,6 +195,8 @@ class LoadedSettings:
     settings: Settings
     source: Path | None
     warnings: list[str] = field(default_factory=list)
+    #: Keys of the original service that are knowingly ignored.
+    notes: list[str] = field(default_factory=list)
 
 
 def load_settings(path: Path | None, env: Mapping[str, str]) -> LoadedSettings:
@@ -168,12 +206,44 @@ def load_settings(path: Path | None, env: Mapping[str, str]) -> LoadedSettings:
     for var, (section, key) in ENV_OVERRIDES.items():
         if env.get(var):
             raw.setdefault(section, {})[key] = env[var]
-    warnings = [f"{name}: {key}: unknown key, ignored" for key in unknown_keys(raw, Settings)]
+    keys = check_keys(raw, Settings)
+    if keys.errors:
+        raise ConfigError("\n".join(f"{name}: {error}" for error in keys.errors))
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings.model_validate(keys.cleaned)
     except ValidationError as e:
         raise ConfigError(_describe(name, e)) from None
-    return LoadedSettings(settings=settings, source=path, warnings=warnings)
+    return LoadedSettings(
+        settings=settings,
+        source=path,
+        warnings=[f"{name}: {w}" for w in short_secrets(settings)],
+        notes=[f"{name}: {note}" for note in keys.notes],
+    )
+
+
+def short_secrets(settings: Settings) -> list[str]:
+    """A warning for each configured secret shorter than MIN_TOKEN_CHARS."""
+    return [
+        f"{key} is only {len(value)} characters long; use at least {MIN_TOKEN_CHARS} "
+        "(for example: openssl rand -hex 32)"
+        for key, value in secrets_by_key(settings)
+        if len(value) < MIN_TOKEN_CHARS
+    ]
+
+
+def secrets_by_key(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every secret the settings hold, by dotted key."""
+    found: list[tuple[str, str]] = []
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            where = f"{prefix}{key}[{index}]" if isinstance(value, list) else f"{prefix}{key}"
+            if isinstance(item, SecretStr):
+                found.append((where, item.get_secret_value()))
+            elif isinstance(item, BaseModel):
+                found += secrets_by_key(item, f"{where}.")
+    return found
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -192,96 +262,6 @@ def _describe(name: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"{name}: {key}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {key}: {message}")
     return "\n".join(lines)
-
-
-def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Dotted keys in `raw` that `model` does not declare (recursing into sections)."""
-    if not isinstance(raw, dict):
-        return []
-    found = []
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        info = model.model_fields.get(key)
-        if info is None:
-            found.append(dotted)
-            continue
-        sub = _section_model(info.annotation)
-        if sub is None:
-            continue
-        if typing.get_origin(info.annotation) is dict and isinstance(value, dict):
-            # A table of sections by name ([agent_types.<name>]): check each one.
-            for name, item in value.items():
-                found += unknown_keys(item, sub, f"{dotted}.{name}.")
-            continue
-        items = value if isinstance(value, list) else [value]
-        for index, item in enumerate(items):
-            where = f"{dotted}[{index}]." if isinstance(value, list) else f"{dotted}."
-            found += unknown_keys(item, sub, where)
-    return found
-
-
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, every secret shown as `***`."""
-    masked: dict[str, Any] = _mask(settings.model_dump(mode="python"))
-    return masked
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return "***"
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    if isinstance(value, str) and "://" in value and "@" in value:
-        scheme, _, rest = value.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"  # a password inside a URL
-    return value
-
-
-def render_toml(data: dict[str, Any]) -> str:
-    """Render the effective config as TOML-like text for `config check` (None as comments)."""
-    lines: list[str] = []
-    for section, body in data.items():
-        if not body and section in ("hosts", "agent_types"):
-            continue
-        if isinstance(body, dict) and all(not isinstance(v, dict) for v in body.values()):
-            lines += ["", f"[{section}]", *_pairs(body)]
-        elif isinstance(body, dict):
-            for name, sub in body.items():
-                lines += ["", f"[{section}.{name}]", *_pairs(sub)]
-        elif isinstance(body, list):
-            for item in body:
-                lines += ["", f"[[{section}]]", *_pairs(item)]
-    return "\n".join(lines).strip() + "\n"
-
-
-def _pairs(body: dict[str, Any]) -> list[str]:
-    return [
-        f"# {key} = (unset)" if value is None else f"{key} = {_value(value)}"
-        for key, value in body.items()
-    ]
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

@@ -227,6 +227,21 @@ class InMemoryEventStore:
         mine = [r for r in self._events if r.event.stream_id == stream_id]
         return sorted(mine, key=lambda r: r.event.version)
 
+    async def stream_events_after(
+        self, stream_id: str, after: int, limit: int
+    ) -> list[RecordedEvent]:
+        return [r for r in await self.stream_events(stream_id) if r.event.version > after][:limit]
+
+    async def stream_events_before(
+        self, stream_id: str, before: int | None, limit: int
+    ) -> list[RecordedEvent]:
+        older = [
+            r
+            for r in await self.stream_events(stream_id)
+            if before is None or r.event.version < before
+        ]
+        return older[-limit:] if limit else []
+
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
         position = after  # seq is gap-free from 1, so seq N sits at index N - 1
         while position < len(self._events):  # re-read per page: later appends show up

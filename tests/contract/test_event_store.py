@@ -138,6 +138,43 @@ def ids(items: list[Task] | list[Agent]) -> list[str]:
 # --- appends, reads, projections --------------------------------------------------
 
 
+async def test_a_stream_is_read_a_page_at_a_time(store: EventStore) -> None:
+    """The events API pages forward by version; the dashboard reads the newest page back."""
+    await store.append(created("t1"))
+    await store.append(created("other"))
+    await decide(
+        store, "t1", lambda t: task_model.assign(t, AgentId("a"), None, Lease("L"), at(1), "a")
+    )
+    for n in range(4):
+        await decide(
+            store, "t1", lambda t, n=n: task_model.report_progress(t, f"m{n}", None, at(n), "a")
+        )
+    whole = await store.stream_events("t1")
+    assert [r.event.version for r in whole] == list(range(1, 8))
+
+    async def after(version: int, limit: int) -> list[int]:
+        return [r.event.version for r in await store.stream_events_after("t1", version, limit)]
+
+    async def before(version: int | None, limit: int) -> list[int]:
+        return [r.event.version for r in await store.stream_events_before("t1", version, limit)]
+
+    assert [await after(0, 3), await after(3, 3), await after(6, 3), await after(7, 3)] == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7],
+        [],
+    ]
+    assert [await before(None, 3), await before(5, 3), await before(3, 10), await before(1, 3)] == [
+        [5, 6, 7],
+        [2, 3, 4],
+        [1, 2],
+        [],
+    ]
+    assert await store.stream_events_after("nobody", 0, 3) == []
+    assert await store.stream_events_after("t1", 0, 100) == whole
+    assert await store.stream_events_before("t1", None, 100) == whole
+
+
 async def test_append_numbers_events_and_reads_them_back(store: EventStore) -> None:
     task_events = created("t1", caps=("py",))
     agent_events, agent = enlist("a1")

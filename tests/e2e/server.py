@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ class ServerProcess:
     orchestrator: dict[str, Any] = field(default_factory=dict)
     forgejo: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)  # over [server]; None drops a key
+    nofile: int | None = None  # the server's open-files limit (soft and hard), as systemd sets
     extra_toml: str = ""  # appended as is: [[hosts]], [agent_types.*]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -85,9 +87,14 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.workdir,
+                preexec_fn=self._limit_files if self.nofile else None,
             )
         self._wait_healthy()
         return self
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def _wait_healthy(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

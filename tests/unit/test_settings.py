@@ -1,10 +1,14 @@
 """config.toml: the original's keys, environment secrets, clear errors, redaction."""
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from agent_fleet.config import ConfigError, load_settings, redacted, render_toml
+from agent_fleet.config import ConfigError, Settings, load_settings
+from agent_fleet.config_keys import ORIGINAL_IGNORED, check_keys
+from agent_fleet.config_render import redacted, render_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,12 +121,73 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml", {})
 
 
-def test_unknown_keys_warn_but_load(tmp_path: Path) -> None:
-    path = write(tmp_path, '[server]\nlog_level = "debug"\n[telemetry]\nx = 1\n')
+def test_a_misspelt_key_is_an_error_that_suggests_the_right_one(tmp_path: Path) -> None:
+    """The audit's finding 12: `http_pul_token` was a warning, and the server started open."""
+    path = write(
+        tmp_path,
+        '[server]\nbnd = "0.0.0.0"\nhttp_pull_token = "x" \n'
+        '[orchestrator]\nhttp_pul_token = "pull-token-0123456789"\n[sever]\nport = 1\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert str(caught.value).splitlines() == [
+        f"{path}: server.bnd: unknown key (did you mean 'bind'?)",
+        f"{path}: server.http_pull_token: unknown key (it belongs in [orchestrator])",
+        f"{path}: orchestrator.http_pul_token: unknown key (did you mean 'http_pull_token'?)",
+        f"{path}: sever: unknown key (did you mean 'server'?)",
+    ]
+
+
+def test_every_key_the_models_declare_is_allowed() -> None:
+    """The allowed set is the models': a key another change adds to them is accepted."""
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key in model.model_fields:
+            assert check_keys({section: {key: None}}, Settings).errors == [], f"{section}.{key}"
+
+
+def test_keys_of_the_original_that_we_ignore_are_notes(tmp_path: Path) -> None:
+    path = write(tmp_path, '[matrix]\nhomeserver = "https://matrix.example"\nroom = "!r"\n')
+    loaded = load_settings(path, {})
+    assert loaded.notes == [
+        f"{path}: matrix: a key of the original service, ignored here: "
+        + ORIGINAL_IGNORED["matrix"]
+    ]
+    assert loaded.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("server", "admin_token"),
+        ("orchestrator", "http_pull_token"),
+        ("forgejo", "token"),
+        ("forgejo", "webhook_secret"),
+    ],
+)
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
+def test_an_empty_secret_is_an_error_naming_its_key(
+    tmp_path: Path, section: str, key: str, blank: str
+) -> None:
+    """The audit's finding 5: `admin_token = ""` read as "no token" and left the server open."""
+    path = write(tmp_path, f"[{section}]\n{key} = {blank!r}\n".replace("'", '"'))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {section}\.{key}: an empty"):
+        load_settings(path, {})
+
+
+def test_a_blank_secret_from_the_environment_is_an_error_too() -> None:
+    with pytest.raises(ConfigError, match=r"orchestrator\.http_pull_token: an empty secret"):
+        load_settings(None, {"AGENT_FLEET_HTTP_PULL_TOKEN": "  "})
+
+
+def test_a_short_token_is_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nadmin_token = "short-token"\n')
     loaded = load_settings(path, {})
     assert loaded.warnings == [
-        f"{path}: server.log_level: unknown key, ignored",
-        f"{path}: telemetry: unknown key, ignored",
+        f"{path}: server.admin_token is only 11 characters long; use at least 16 "
+        "(for example: openssl rand -hex 32)"
     ]
 
 
@@ -145,9 +210,8 @@ def test_named_tables_are_checked_per_name(tmp_path: Path) -> None:
         tmp_path,
         '[agent_types.mine]\ncommand = ["x"]\n[agent_types.other]\ncommand = ["y"]\nargs = 1\n',
     )
-    loaded = load_settings(path, {})
-    assert loaded.warnings == [f"{path}: agent_types.other.args: unknown key, ignored"]
-    assert loaded.settings.agent_types["mine"].command == ["x"]
+    with pytest.raises(ConfigError, match=r"agent_types\.other\.args: unknown key$"):
+        load_settings(path, {})
 
 
 def test_passwords_in_urls_are_redacted() -> None:

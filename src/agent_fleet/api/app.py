@@ -6,7 +6,8 @@ from agent_fleet import __version__
 from agent_fleet.api import agents, errors, logs, metrics, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
-from agent_fleet.api.limits import BodySizeLimit
+from agent_fleet.api.hosts import AllowedHosts, HostCheck
+from agent_fleet.api.limits import BodySizeLimit, TextLimits
 from agent_fleet.api.requestlog import RequestLog
 from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
@@ -23,6 +24,8 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     fleet_metrics: metrics.FleetMetrics | None = None,
     webhook_secret: str | None = None,
+    text_limits: TextLimits | None = None,
+    allowed_hosts: AllowedHosts | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Agent Fleet",
@@ -46,7 +49,9 @@ def create_app(
         await fleet.ctx.store.count_tasks_by_state()  # proves the store answers
         return Health(status="ok", version=__version__, store=store_name)
 
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # Last added runs first: log and time everything, then refuse foreign hosts, then sizes.
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, text=text_limits)
+    app.add_middleware(HostCheck, allowed=allowed_hosts or AllowedHosts.of())
     app.add_middleware(metrics.HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(RequestLog)
     return app

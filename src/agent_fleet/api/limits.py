@@ -1,8 +1,28 @@
-"""A pure-ASGI guard that refuses request bodies over the limit with 413, before parsing."""
+"""Request size limits: a pure-ASGI guard that refuses bodies over the limit with 413 before
+parsing, and the caps on free text inside them that the body models check while they validate.
+
+The text caps are configuration, but a pydantic model is declared once for the whole
+process: the guard puts the app's caps in a context variable for the request, and the
+models' validators read them from there (the defaults hold outside a request).
+"""
 
 import json
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True, slots=True)
+class TextLimits:
+    """Caps on what becomes an event: status messages, receipt summaries and errors (UTF-8
+    bytes each), and an agent's registration metadata (bytes of its JSON)."""
+
+    event_text_bytes: int = 65_536
+    metadata_bytes: int = 16_384
+
+
+TEXT_LIMITS: ContextVar[TextLimits] = ContextVar("text_limits", default=TextLimits())  # noqa: B039 (frozen)
 
 
 class BodyTooLarge(Exception):
@@ -10,14 +30,16 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, text: TextLimits | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.text = text or TextLimits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        TEXT_LIMITS.set(self.text)  # this request's task only: uvicorn runs each in its own
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _refuse(send, self.max_bytes)

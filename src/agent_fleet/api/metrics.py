@@ -1,4 +1,9 @@
-"""Prometheus metrics: live gauges read from the store at scrape, counters fed by events."""
+"""Prometheus metrics: live gauges read from the store at scrape, counters fed by events.
+
+Every label value comes from a fixed set (or is folded into `other`): a label fed
+by a client (an HTTP method, a path, a capability name) would make one series per
+distinct value, and anyone could grow /metrics without bound.
+"""
 
 import time
 from collections import Counter
@@ -21,6 +26,29 @@ from agent_fleet.ports import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
 QUEUE_SAMPLE = 5000
+#: The queue-depth gauge shows this many capabilities by name; the rest are summed as "(other)".
+QUEUE_CAPABILITIES_SHOWN = 50
+OTHER = "other"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+WEBHOOK_RESULTS = frozenset(
+    {"created", "rerouted", "cancelled", "unchanged", "ignored", "duplicate", "pull", "sent"}
+    | {"refused", "error"}
+)
+
+
+def bounded(value: str, allowed: frozenset[str]) -> str:
+    """`value` when it is one of `allowed`, else "other"."""
+    return value if value in allowed else OTHER
+
+
+def status_class(status: int) -> str:
+    """200 → "2xx": five values instead of every status a handler might send."""
+    return f"{status // 100}xx" if 100 <= status < 600 else OTHER
+
+
+def webhook_result(status: str) -> str:
+    """The first word of a delivery's outcome ("ignored: no such task" → "ignored")."""
+    return bounded(status.split(":")[0].split(" ")[0], WEBHOOK_RESULTS)
 
 
 class FleetMetrics:
@@ -68,8 +96,10 @@ class FleetMetrics:
             TaskQuery(state=TaskState.CREATED, limit=QUEUE_SAMPLE)
         )
         needs = Counter(c for t in open_tasks for c in (t.required_capabilities or ("(none)",)))
+        shown = dict(needs.most_common(QUEUE_CAPABILITIES_SHOWN))
+        rest = sum(needs.values()) - sum(shown.values())
         self.queue.clear()
-        for capability, count in needs.items():
+        for capability, count in (shown | ({"(other)": rest} if rest else {})).items():
             self.queue.labels(capability=capability).set(count)
         agents = Counter(
             (a.mode.value, a.status.value) for a in await fleet.ctx.store.list_agents(AgentQuery())
@@ -90,7 +120,8 @@ async def metrics(request: Request) -> Response:
 
 
 class HttpMetrics:
-    """Times every request by its route template (never the raw path: ids are unbounded)."""
+    """Times every request by method, route template (never the raw path: ids are
+    unbounded) and status class."""
 
     def __init__(self, app: ASGIApp, metrics: FleetMetrics) -> None:
         self.app = app
@@ -115,5 +146,7 @@ class HttpMetrics:
             route = scope.get("route")
             template = getattr(route, "path", "(unmatched)")
             self.metrics.http.labels(
-                method=scope["method"], route=template, status=str(status)
+                method=bounded(scope["method"], HTTP_METHODS),
+                route=template,
+                status=status_class(status),
             ).observe(time.perf_counter() - started)

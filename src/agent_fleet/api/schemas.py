@@ -1,9 +1,24 @@
-"""Request bodies as the original sends them, validated before anything reaches a service."""
+"""Request bodies as the original sends them, validated before anything reaches a service.
 
+Everything that can be stored is bounded here: numbers have ranges (and no float is
+infinite or NaN, which JSON cannot carry back out), free text has a length, and the
+text that becomes an event is held to the configured caps (`api.limits.TextLimits`).
+"""
+
+import json
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from agent_fleet.api.limits import TEXT_LIMITS
 from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import ExecutionMode, ReceiptStatus
@@ -26,33 +41,66 @@ Repo = Annotated[
 ShortText = Annotated[str, StringConstraints(max_length=1_000)]
 LongText = Annotated[str, StringConstraints(max_length=500_000)]
 PRIORITY_NAMES = {"high": 10, "normal": 0, "low": -10}
+#: Seconds, tokens, dollars: generous, but within what every store and JSON reader holds.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+MAX_TOKENS = 10**15
+MAX_COST_USD = 10**9
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    """JSON can smuggle lone UTF-16 surrogates that no store can encode."""
+def _event_text(value: str) -> str:
+    size, limit = len(value.encode("utf-8")), TEXT_LIMITS.get().event_text_bytes
+    if size > limit:
+        raise ValueError(
+            f"is {size} bytes; the limit is {limit} bytes (server.max_event_text_bytes)"
+        )
+    return value
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    limit = TEXT_LIMITS.get().metadata_bytes
+    if size > limit:
+        raise ValueError(
+            f"is {size} bytes as JSON; the limit is {limit} bytes (server.max_metadata_bytes)"
+        )
+    return value
+
+
+#: Free text that is stored in an event: held to the configured cap.
+EventText = Annotated[LongText, AfterValidator(_event_text)]
+Metadata = Annotated[dict[str, Any], Field(max_length=64), AfterValidator(_metadata)]
+
+
+def _unstorable(value: Any) -> str | None:
+    """What JSON can smuggle in that no store can keep: lone UTF-16 surrogates, and
+    numbers too big for a float (`1e999`, `Infinity`, `NaN` parse as inf/nan)."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return True
-        return False
+            return "text must be valid Unicode (lone surrogate found)"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite (no Infinity, NaN or 1e999)"
     if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+        items = [x for kv in value.items() for x in kv]
+        return next((p for p in map(_unstorable, items) if p), None)
     if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
+        return next((p for p in map(_unstorable, value) if p), None)
+    return None
 
 
 class Body(BaseModel):
     """Every request body: unknown fields ignored (the original's agents send extras)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
-    def _reject_surrogates(cls, data: Any) -> Any:
-        if _has_lone_surrogate(data):
-            raise ValueError("text must be valid Unicode (lone surrogate found)")
+    def _reject_unstorable(cls, data: Any) -> Any:
+        problem = _unstorable(data)
+        if problem:
+            raise ValueError(problem)
         return data
 
 
@@ -62,7 +110,7 @@ class RegisterBody(Body):
     hostname: ShortText | None = None
     capabilities: list[Capability] = Field(default_factory=list, max_length=MAX_LIST)
     max_concurrency: int = Field(default=1, ge=1, le=1024)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class AgentRef(Body):
@@ -110,7 +158,7 @@ class StatusBody(AgentRef):
     lease: LeaseToken | None = None
     state: Literal["running", "failed"] | None = None
     status: Literal["running", "failed"] | None = None
-    message: LongText | None = None
+    message: EventText | None = None
     progress: float | None = Field(default=None, ge=0, le=100)
 
     @model_validator(mode="after")
@@ -135,8 +183,8 @@ class LogChunkBody(AgentRef):
 
 
 class UsageBody(Body):
-    tokens: int | None = Field(default=None, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cost_usd: float | None = Field(default=None, ge=0, le=MAX_COST_USD)
 
 
 class ReceiptBody(Body):
@@ -144,10 +192,10 @@ class ReceiptBody(Body):
     agent_id: Identifier
     lease: LeaseToken | None = None
     status: ReceiptStatus
-    duration_seconds: float | None = Field(default=None, ge=0)
-    summary: LongText = ""
+    duration_seconds: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    summary: EventText = ""
     artifacts: Artifacts = Field(default_factory=list)
-    error: LongText | None = None
+    error: EventText | None = None
     usage: UsageBody | None = None
 
     def to_receipt(self, task_id: str) -> Receipt:

@@ -35,6 +35,8 @@ from agent_fleet.ports import TaskQuery
 from agent_fleet.services.tasks import CreateTask
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=ERRORS)
+EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1000
 TaskIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
@@ -106,8 +108,19 @@ async def get_task(task_id: TaskIdPath, fleet: FleetDep) -> TaskOut:
 
 
 @router.get("/tasks/{task_id}/events")
-async def task_events(task_id: TaskIdPath, fleet: FleetDep) -> EventList:
-    return EventList(events=[event_out(e) for e in await fleet.tasks.events(task_id)])
+async def task_events(
+    task_id: TaskIdPath,
+    fleet: FleetDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = EVENTS_PAGE,
+    cursor: Annotated[str | None, Query(max_length=19, pattern=r"^[0-9]+$")] = None,
+) -> EventList:
+    """The task's history, oldest first, a page at a time: pass `next_cursor` back as
+    `cursor` for the next page (it is null on the last one)."""
+    after = int(cursor) if cursor else 0
+    page = await fleet.tasks.events_after(task_id, after, limit + 1)
+    shown = page[:limit]
+    next_cursor = str(shown[-1].event.version) if len(page) > limit else None
+    return EventList(events=[event_out(e) for e in shown], next_cursor=next_cursor)
 
 
 @router.post("/tasks/{task_id}/assign")

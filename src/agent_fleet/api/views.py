@@ -293,6 +293,8 @@ def _without_leases(data: dict[str, Any]) -> dict[str, Any]:
 
 class EventList(BaseModel):
     events: list[EventOut]
+    #: Where the next page starts (`?cursor=`); None on the last page.
+    next_cursor: str | None = None
 
 
 class Health(BaseModel):

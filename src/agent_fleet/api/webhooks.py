@@ -5,6 +5,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from agent_fleet.api import metrics
 from agent_fleet.api.views import ERRORS
 from agent_fleet.domain.errors import Unauthorized
 from agent_fleet.forgejo import webhooks as forgejo
@@ -24,7 +25,7 @@ async def forgejo_webhook(request: Request) -> JSONResponse:
         counter.labels(result="error").inc()
         raise
     status = str(json.loads(bytes(reply.body)).get("status", ""))
-    counter.labels(result=status.split(":")[0].split(" ")[0] or "unknown").inc()
+    counter.labels(result=metrics.webhook_result(status)).inc()
     return reply
 
 

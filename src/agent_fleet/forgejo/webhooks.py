@@ -7,28 +7,46 @@ not match. Parsing is tolerant (Forgejo adds fields) but typed.
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.domain.errors import InvalidInput, Unauthorized
 from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
 
-SIGNATURE_HEADERS = ("x-forgejo-signature", "x-gitea-signature")
+#: Where the signature may come, first non-empty one wins. Forgejo sends all three with
+#: the same HMAC; `X-Hub-Signature-256` (`sha256=<hex>`) is what GitHub-style senders use.
+SIGNATURE_HEADERS = ("x-forgejo-signature", "x-gitea-signature", "x-hub-signature-256")
 DELIVERY_HEADERS = ("x-forgejo-delivery", "x-gitea-delivery")
 EVENT_HEADERS = ("x-forgejo-event", "x-gitea-event")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Issue and pull request numbers: positive, and within the store's 32-bit column.
+IssueNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> None:
-    """HMAC-SHA256 of the raw body, bare hex or `sha256=<hex>`, compared in constant time."""
-    given = next((headers[h] for h in SIGNATURE_HEADERS if headers.get(h)), "").strip()
-    given = given.removeprefix("sha256=").lower()
+    """HMAC-SHA256 of the raw body, bare hex or `sha256=<hex>`, compared in constant time.
+
+    A header holds whatever bytes the client sent: anything but 64 hex digits is a
+    bad signature before any comparison (`compare_digest` refuses non-ASCII text).
+    """
+    given = next((headers[h] for h in SIGNATURE_HEADERS if _signature(headers.get(h))), "")
     if not given or not secret:
         raise Unauthorized("missing webhook signature")
+    digest = _signature(given)
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    if not _HEX_SHA256.fullmatch(digest) or not hmac.compare_digest(
+        expected.encode(), digest.encode()
+    ):
         raise Unauthorized("bad webhook signature")
+
+
+def _signature(value: str | None) -> str:
+    """The hex digest a signature header carries ("" for an empty one: a hook without a
+    secret sends `sha256=` with nothing after it)."""
+    return (value or "").strip().lower().removeprefix("sha256=")
 
 
 def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -58,7 +76,7 @@ class Repository(_Loose):
 
 
 class Issue(_Loose):
-    number: int
+    number: IssueNumber
     title: str
     body: str = ""
     html_url: str = ""
@@ -73,7 +91,7 @@ class Branch(_Loose):
 
 
 class PullRequest(_Loose):
-    number: int
+    number: IssueNumber
     html_url: str = ""
     state: str = "open"
     merged: bool = False

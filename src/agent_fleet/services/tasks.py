@@ -81,6 +81,18 @@ class TaskService:
         await load_task(self._ctx, task_id)
         return await self._ctx.store.stream_events(task_id)
 
+    async def events_after(self, task_id: str, version: int, limit: int) -> list[RecordedEvent]:
+        """A page of the task's history after `version`, oldest first."""
+        await load_task(self._ctx, task_id)
+        return await self._ctx.store.stream_events_after(task_id, version, limit)
+
+    async def events_before(
+        self, task_id: str, version: int | None, limit: int
+    ) -> list[RecordedEvent]:
+        """The last `limit` events before `version` (None: the newest), oldest first."""
+        await load_task(self._ctx, task_id)
+        return await self._ctx.store.stream_events_before(task_id, version, limit)
+
     async def assign(self, task_id: str, agent_id: str, actor: str = OPERATOR) -> Task:
         """An operator's explicit assignment; capacity is the operator's call."""
         agent = await self._ctx.store.get_agent(AgentId(agent_id))

@@ -15,6 +15,9 @@ from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import AgentQuery, RecordedEvent, TaskQuery
 
+#: "Before the newest": above any version a stream can reach.
+NEWEST = 2**62
+
 
 class QueryReads(ABC):
     @abstractmethod
@@ -82,6 +85,20 @@ class QueryReads(ABC):
 
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
         return [recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
+
+    async def stream_events_after(
+        self, stream_id: str, after: int, limit: int
+    ) -> list[RecordedEvent]:
+        params = {"stream": stream_id, "after": after, "limit": limit}
+        return [recorded(r) for r in await self._rows("stream_events_after", params)]
+
+    async def stream_events_before(
+        self, stream_id: str, before: int | None, limit: int
+    ) -> list[RecordedEvent]:
+        below = NEWEST if before is None else before
+        params = {"stream": stream_id, "before": below, "limit": limit}
+        rows = await self._rows("stream_events_before", params)
+        return [recorded(r) for r in reversed(rows)]
 
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
         while True:

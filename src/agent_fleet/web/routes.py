@@ -87,19 +87,32 @@ async def agents_fragment(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "_agents.html", context)
 
 
+#: Events shown per page on a task's page; older ones are a link away.
+EVENTS_SHOWN = 50
+#: `?before=N`: show the events before version N instead of the newest.
+Before = Annotated[int | None, Query(ge=1, le=2**62)]
+
+
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
-async def task_page(request: Request, task_id: str) -> HTMLResponse:
+async def task_page(request: Request, task_id: str, before: Before = None) -> HTMLResponse:
     fleet = _fleet(request)
     task = await fleet.tasks.get(task_id)
-    context = {"task": task, "version": __version__}
+    context = {"task": task, "version": __version__, "before": before}
     return templates.TemplateResponse(request, "task.html", context)
 
 
 @router.get("/ui/tasks/{task_id}/detail", response_class=HTMLResponse)
-async def task_detail(request: Request, task_id: str) -> HTMLResponse:
+async def task_detail(request: Request, task_id: str, before: Before = None) -> HTMLResponse:
+    """The task and one page of its events: the newest, or those before `before`."""
     fleet = _fleet(request)
     task = await fleet.tasks.get(task_id)
-    events = await fleet.tasks.events(task_id)
+    events = await fleet.tasks.events_before(task_id, before, EVENTS_SHOWN)
     online = await fleet.agents.find(AgentQuery(status=AgentStatus.ONLINE))
-    context = {"task": task, "events": events, "agents": online}
+    context = {
+        "task": task,
+        "events": events,
+        "agents": online,
+        "before": before,
+        "page_size": EVENTS_SHOWN,
+    }
     return templates.TemplateResponse(request, "_task_detail.html", context)

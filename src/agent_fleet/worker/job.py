@@ -21,6 +21,8 @@ from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
 OUTPUT_KEEP_BYTES = 8 * 1024 * 1024
+#: A receipt's summary and error are cut to this (the server's smallest allowed cap).
+RECEIPT_TEXT_BYTES = 16 * 1024
 LOG_FLUSH_SECS = 15.0
 
 
@@ -181,10 +183,10 @@ class Job:
             "agent_id": self.setup.agent_id,
             "lease": self.lease,
             "status": status,
-            "summary": self.scrubber.scrub(summary)[:100_000],
+            "summary": bounded_text(self.scrubber.scrub(summary)),
             "duration_seconds": round(time.monotonic() - started, 3),
             "artifacts": [],
-            "error": self.scrubber.scrub(error)[:100_000] if error else None,
+            "error": bounded_text(self.scrubber.scrub(error)) if error else None,
         }
 
     def _fill(self, written: dict[str, Any], started: float) -> dict[str, Any]:
@@ -195,8 +197,19 @@ class Job:
         receipt.setdefault("duration_seconds", round(time.monotonic() - started, 3))
         for key in ("summary", "error"):
             if isinstance(receipt.get(key), str):
-                receipt[key] = self.scrubber.scrub(receipt[key])
+                receipt[key] = bounded_text(self.scrubber.scrub(receipt[key]))
         return receipt
+
+
+def bounded_text(text: str) -> str:
+    """At most RECEIPT_TEXT_BYTES of UTF-8: the server refuses longer receipt text (422,
+    `max_event_text_bytes`, never below this), and a refused receipt loses the run's result."""
+    raw = text.encode("utf-8")
+    if len(raw) <= RECEIPT_TEXT_BYTES:
+        return text
+    marker = f"\n… ({len(raw)} bytes, cut to fit)"
+    keep = RECEIPT_TEXT_BYTES - len(marker.encode("utf-8"))
+    return raw[:keep].decode("utf-8", errors="ignore") + marker
 
 
 def repo_of(task: Mapping[str, Any]) -> str | None:

@@ -119,6 +119,16 @@ SELECT at FROM agent_heartbeats WHERE agent_id = %(agent_id)s
 SELECT seq, type, stream, version, at, actor, data::text FROM events
 WHERE stream = %(stream)s ORDER BY version
 
+-- name: stream_events_after
+-- One page of a stream's history, oldest first: the events API pages by version.
+SELECT seq, type, stream, version, at, actor, data::text FROM events
+WHERE stream = %(stream)s AND version > %(after)s ORDER BY version LIMIT %(limit)s
+
+-- name: stream_events_before
+-- The newest page before a version, newest first: the dashboard shows a history's tail.
+SELECT seq, type, stream, version, at, actor, data::text FROM events
+WHERE stream = %(stream)s AND version < %(before)s ORDER BY version DESC LIMIT %(limit)s
+
 -- name: events_after
 SELECT seq, type, stream, version, at, actor, data::text FROM events
 WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s

@@ -94,6 +94,16 @@ SELECT at FROM agent_heartbeats WHERE agent_id = :agent_id
 SELECT seq, type, stream, version, at, actor, data FROM events
 WHERE stream = :stream ORDER BY version
 
+-- name: stream_events_after
+-- One page of a stream's history, oldest first: the events API pages by version.
+SELECT seq, type, stream, version, at, actor, data FROM events
+WHERE stream = :stream AND version > :after ORDER BY version LIMIT :limit
+
+-- name: stream_events_before
+-- The newest page before a version, newest first: the dashboard shows a history's tail.
+SELECT seq, type, stream, version, at, actor, data FROM events
+WHERE stream = :stream AND version < :before ORDER BY version DESC LIMIT :limit
+
 -- name: events_after
 SELECT seq, type, stream, version, at, actor, data FROM events
 WHERE seq > :after ORDER BY seq LIMIT :limit
