@@ -117,13 +117,15 @@ class LogChunkBody(AgentRef):
 
 
 class ArtifactBody(Body):
-    type: Literal["pr", "commit"]
+    type: Literal["pr", "commit", "branch", "file"]
     # http(s) only: the URL is shown as a link (a `javascript:` one would run script).
     url: Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")] | None = (
         None
     )
     sha: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-fA-F]+$")] | None = None
     branch: ShortText | None = None
+    name: ShortText | None = None
+    path: ShortText | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> "ArtifactBody":
@@ -159,7 +161,10 @@ class ReceiptBody(Body):
             duration_seconds=self.duration_seconds,
             summary=self.summary,
             artifacts=tuple(
-                Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in self.artifacts
+                Artifact(
+                    type=a.type, url=a.url, sha=a.sha, branch=a.branch, name=a.name, path=a.path
+                )
+                for a in self.artifacts
             ),
             error=self.error,
             usage=Usage(tokens=self.usage.tokens, cost_usd=self.usage.cost_usd)
