@@ -178,6 +178,11 @@ def test_a_labelled_issue_ends_as_one_pushed_branch_and_one_merged_pr(
     assert author == "Fleet Bot <fleet-bot@example.com>"
     log = admin.get(f"/api/v1/tasks/{task_id}/logs").text
     assert "git credentials in my environment: []" in log and f"pushed {branch}" in log
+    shown = fleet.server.cli("tasks", "show", task_id, "--server", fleet.server.url)
+    assert f"branch: {branch} at {str(sha)[:12]}" in shown.stdout, shown.stdout + shown.stderr
+    assert "files changed (2): " in shown.stdout and "fix-0.txt" in shown.stdout
+    page = admin.get(f"/ui/tasks/{task_id}/detail").text
+    assert "Files changed" in page and "fix-0.txt" in page and str(sha)[:12] in page
 
     # A review requesting changes: the next attempt pushes to the same branch and PR.
     pr_url = body["pr"]["url"]

@@ -116,7 +116,11 @@ def test_a_pr_that_exists_already_is_found_not_made_twice() -> None:
     assert [(m, t) for m, t, _ in forgejo.seen] == [("POST", PULLS), ("GET", PULLS)]
 
 
-def test_a_pr_forgejo_refuses_is_a_refusal_not_an_outage() -> None:
-    forgejo = Forgejo({f"POST {PULLS}": [(404, {"message": "The target couldn't be found."})]})
-    with pytest.raises(PullRequestRefused, match="HTTP 404: The target couldn't be found"):
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(404, "The target couldn't be found."), (403, "token does not have write:repository")],
+)
+def test_a_pr_forgejo_refuses_is_a_refusal_not_an_outage(status: int, message: str) -> None:
+    forgejo = Forgejo({f"POST {PULLS}": [(status, {"message": message})]})
+    with pytest.raises(PullRequestRefused, match=f"HTTP {status}: {message}"):
         run(forgejo, lambda c: c.create_pull(REPO, head="task/t1", base="main", title="t", body=""))

@@ -134,7 +134,8 @@ class ForgejoClient:
         that crashed before recording it) is found and returned instead."""
         wanted = {"head": head, "base": base, "title": title[:255], "body": body}
         path = f"{_repo_path(repo)}/pulls"
-        reply = await self._call("POST", path, wanted, ok=(201, 409, 422))
+        # A refusal is an answer about this PR (no such branch, no permission), not an outage.
+        reply = await self._call("POST", path, wanted, ok=(201, 403, 409, 413, 422, 423))
         if reply.status_code == 201:
             return _pull(reply.json())
         if reply.status_code == 409:
