@@ -12,6 +12,7 @@ objects: config, hooks and credential helpers the CLI may have left in the works
 never see the push credentials, and workspace commands run without them.
 """
 
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ DEFAULT_AUTHOR_EMAIL = "agent-fleet@localhost"
 #: The plan's own files (beside the inputs) in `meta/git/`.
 PLAN_DIR = "git"
 SCRIPT_NAME = "deliver.sh"
+_BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,250}$")
 
 # Writes the plan: name/value pairs as positional parameters, then records where the
 # attempt started (HEAD after checkout) and the base it is measured against (the
@@ -158,7 +160,10 @@ def commit_message(title: str, task_id: str) -> str:
 
 
 def plan_files(plan: Plan) -> dict[str, str]:
-    """The files under `meta/git/` that the delivery script reads."""
+    """The files under `meta/git/` that the delivery script reads. ValueError for a
+    branch name git would read as something else (an option, a refspec, a range)."""
+    if not _BRANCH.match(plan.branch) or ".." in plan.branch or plan.branch.endswith((".", "/")):
+        raise ValueError(f"not a branch name we push: {plan.branch[:100]!r}")
     files = {"branch": plan.branch, SCRIPT_NAME: DELIVER_SCRIPT}
     if plan.remote is not None:
         files.update(

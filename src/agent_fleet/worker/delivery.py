@@ -89,9 +89,11 @@ async def write_plan(
         author_name=options.author_name,
         author_email=options.author_email,
     )
-    code, output = await _run(
-        git_delivery.plan_argv(str(ws.meta), str(ws.work), plan), None, ws.root
-    )
+    try:
+        argv = git_delivery.plan_argv(str(ws.meta), str(ws.work), plan)
+    except ValueError as e:
+        raise WorkspaceError(str(e)) from e
+    code, output = await _run(argv, None, ws.root)
     if code != 0:
         raise WorkspaceError(f"cannot record the delivery plan: {output[-500:]}")
 
