@@ -1,5 +1,8 @@
 """The delivery's pure parts: the plan it reads, the commit message, and its results."""
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from agent_fleet.execution.delivery import (
@@ -9,6 +12,8 @@ from agent_fleet.execution.delivery import (
     commit_message,
     plan_files,
     read_delivery,
+    read_results,
+    results_argv,
     ssh_command,
 )
 
@@ -64,3 +69,24 @@ def test_a_deploy_key_means_that_key_only_and_strict_host_keys() -> None:
     assert "IdentitiesOnly=yes" in command and "StrictHostKeyChecking=yes" in command
     assert "'/keys/deploy key'" in command  # quoted: git runs it through a shell
     assert ssh_command(None, None) is None
+
+
+def test_a_hosts_results_arrive_in_one_read(tmp_path: Path) -> None:
+    def results(files: dict[str, bytes], root: Path) -> bytes:
+        (root / "meta").mkdir(parents=True)
+        for name, data in files.items():
+            (root / "meta" / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / "meta" / name).write_bytes(data)
+        return subprocess.run(results_argv(str(root)), capture_output=True, check=True).stdout
+
+    return_files = {
+        "git/branch": b"task/t-1",
+        "delivery": b"pushed " + b"c" * 40 + b"\n",
+        "changed-files": b"a\nb.txt\0c.txt\0",  # a newline inside a path stays in it
+    }
+    delivered = read_results(results(return_files, tmp_path / "one"))
+    assert delivered is not None and delivered.sha == "c" * 40
+    assert delivered.files == ("a\nb.txt", "c.txt")
+    assert read_results(results({}, tmp_path / "legacy")) is None  # launched before delivery
+    missing = read_results(results({"git/branch": b"task/t-1"}, tmp_path / "killed"))
+    assert missing is not None and missing.status is DeliveryStatus.FAILED

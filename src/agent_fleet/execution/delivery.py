@@ -123,6 +123,21 @@ say "pushed $branch at $head"
 """
 
 
+# The delivery's results in one read (one round trip to a host): for the plan marker
+# and each result file, its length and bytes (bounded), or "-" when it does not exist.
+RESULTS_SCRIPT = r"""
+m="$1/meta"
+for f in git/branch delivery changed-files delivery-error; do
+  if [ -f "$m/$f" ]; then
+    printf '%s\n' "$(head -c "$2" -- "$m/$f" | wc -c)"; head -c "$2" -- "$m/$f"
+  else
+    printf -- '-\n'
+  fi
+done
+"""
+RESULTS_MAX_BYTES = 256 * 1024
+
+
 class DeliveryStatus(StrEnum):
     PUSHED = "pushed"  # the branch is on the remote, ahead of the base
     UNCHANGED = "unchanged"  # nothing beyond the base: nothing to deliver
@@ -223,6 +238,29 @@ def read_delivery(
         files=tuple(paths[:MAX_LISTED_FILES]),
         more_files=max(0, len(paths) - MAX_LISTED_FILES),
     )
+
+
+def results_argv(root: str) -> list[str]:
+    return ["sh", "-c", RESULTS_SCRIPT, "agent-fleet", root, str(RESULTS_MAX_BYTES)]
+
+
+def read_results(output: bytes) -> Delivery | None:
+    """What `results_argv` printed; None when the run had no delivery planned (it was
+    launched before delivery existed)."""
+    parts: list[bytes | None] = []
+    rest = output
+    for _ in range(4):
+        head, _, rest = rest.partition(b"\n")
+        if head.strip() == b"-" or not head.strip().isdigit():
+            parts.append(None)
+            continue
+        size = int(head)
+        parts.append(rest[:size])
+        rest = rest[size:]
+    planned, status, files, error = parts
+    if planned is None:
+        return None
+    return read_delivery(status, files, error)
 
 
 def result_paths(root: str) -> Mapping[str, str]:

@@ -4,7 +4,6 @@ workspaces, found again by surveying each host's work dir (so a restart loses no
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from posixpath import join as pjoin
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,7 +25,6 @@ OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON co
 RECEIPT_MAX_BYTES = 1024 * 1024
 STOP_GRACE_SECS = 5.0
 MAX_ARTIFACTS = 100  # what a receipt may carry (the API's bound)
-CHANGED_FILES_MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,15 +241,12 @@ async def _tail_of(runs: DetachedRuns, path: str) -> bytes:
 
 
 async def _delivery(runs: DetachedRuns, paths: RunPaths) -> delivery.Delivery | None:
-    """What the run's delivery left; None for a run launched before delivery existed."""
-    files = delivery.result_paths(paths.root)
-    status = await runs.read_from(files["status"], 0, 4096)
-    if status is None:
-        planned = await runs.read_from(pjoin(paths.meta, delivery.PLAN_DIR, "branch"), 0, 1)
-        return None if planned is None else delivery.read_delivery(None, None, None)
-    changed = await runs.read_from(files["files"], 0, CHANGED_FILES_MAX_BYTES)
-    error = await runs.read_from(files["error"], 0, 64 * 1024)
-    return delivery.read_delivery(status, changed, error)
+    """What the run's delivery left (one round trip); None for a run launched before
+    delivery existed."""
+    done = await runs.shell.run(delivery.results_argv(paths.root))
+    if done.code != 0:
+        raise RunError(f"cannot read the delivery of {paths.root}: {done.why()}")
+    return delivery.read_results(done.stdout)
 
 
 def _with_delivery(
