@@ -6,7 +6,11 @@ token) and so is every answer it gives; a mismatch is answered 422 and recorded,
 tests assert that none were. Tests set the scene and read what happened through
 `/_standin/*`.
 
-    python -m tests.forgejo_standin --port 8123 --token T
+    python -m tests.forgejo_standin --port 8123 --token T [--git-root DIR]
+
+With `--git-root`, the repositories are real bare repositories `DIR/<owner>/<repo>.git`
+(what agents push to): a pull request can only be opened from a branch that exists
+there, as in Forgejo.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import argparse
 import asyncio
 import copy
 import json
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -47,6 +53,8 @@ class Scene:
     fail_next: int = 0
     delay_secs: float = 0.0  # answer this late (a Forgejo that times out)
     next_id: int = 1000
+    default_branches: dict[str, str] = field(default_factory=dict)
+    git_root: Path | None = None
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -103,8 +111,17 @@ class Scene:
             )
 
     def pull(
-        self, repo: str, number: int, branch: str, body: str, state: str, merged: bool
-    ) -> None:
+        self,
+        repo: str,
+        number: int,
+        branch: str,
+        body: str,
+        state: str,
+        merged: bool,
+        head_repo: str | None = None,
+        title: str | None = None,
+        base: str = "main",
+    ) -> dict[str, Any]:
         pr = copy.deepcopy(_PR_HOOK["pull_request"])
         pr.update(
             id=self.new_id(),
@@ -115,8 +132,36 @@ class Scene:
             html_url=f"{self.base}/{repo}/pulls/{number}",
             url=f"{self.base}/{repo}/pulls/{number}",
         )
-        pr["head"].update(label=branch, ref=branch)
+        if title is not None:
+            pr["title"] = title
+        # A fork's head: its own repository, and (as Forgejo sends it) the bare branch name.
+        pr["head"].update(label=branch, ref=branch, repo=self.repository(head_repo or repo))
+        pr["head"]["repo_id"] = pr["head"]["repo"]["id"] = abs(hash(head_repo or repo)) % 10_000
+        pr["base"].update(label=base, ref=base, repo=self.repository(repo))
         self.pulls.setdefault(repo, {})[number] = pr
+        return pr
+
+    def next_number(self, repo: str) -> int:
+        used = [*self.issues.get(repo, {}), *self.pulls.get(repo, {})]
+        return max(used, default=0) + 1
+
+    def has_branch(self, repo: str, branch: str) -> bool:
+        if self.git_root is None:
+            return True
+        done = subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(self.git_root / f"{repo}.git"),
+                "rev-parse",
+                "--verify",
+                "-q",
+                f"refs/heads/{branch}",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
 
     def comment(self, repo: str, number: int, text: str) -> dict[str, Any]:
         comment = copy.deepcopy(_COMMENT_HOOK["comment"])
@@ -176,6 +221,22 @@ def build_app(scene: Scene) -> Starlette:
                         for repo, by_number in scene.comments.items()
                         for n, items in by_number.items()
                     },
+                    "pulls": {
+                        repo: [
+                            {
+                                "number": n,
+                                "head": pr["head"]["ref"],
+                                "head_repo": pr["head"]["repo"]["full_name"],
+                                "base": pr["base"]["ref"],
+                                "title": pr["title"],
+                                "body": pr["body"],
+                                "state": pr["state"],
+                                "merged": pr["merged"],
+                            }
+                            for n, pr in sorted(by_number.items())
+                        ]
+                        for repo, by_number in scene.pulls.items()
+                    },
                 }
             )
         data = await request.json()
@@ -192,7 +253,10 @@ def build_app(scene: Scene) -> Starlette:
                 data.get("body", ""),
                 data.get("state", "open"),
                 data.get("merged", False),
+                data.get("head_repo"),
             )
+        elif what == "default_branch":
+            scene.default_branches[data["repo"]] = data["branch"]
         elif what == "fail":
             scene.fail_next = int(data["count"])
         elif what == "delay":
@@ -218,7 +282,24 @@ def answer(
         repos = sorted(set(scene.issues) | set(scene.pulls) | set(scene.permissions))
         return 200, _page([scene.repository(r) for r in repos], request)
     repo = f"{parts[1]}/{parts[2]}"
+    known = set(scene.issues) | set(scene.pulls) | set(scene.permissions)
     match template:
+        case "/repos/{owner}/{repo}":
+            if repo not in known | set(scene.default_branches):
+                return missing
+            data = scene.repository(repo)
+            data["default_branch"] = scene.default_branches.get(repo, "main")
+            return 200, data
+        case "/repos/{owner}/{repo}/pulls" if method == "GET":
+            wanted = request.query_params.get("state", "open")
+            pulls = [
+                pr
+                for _, pr in sorted(scene.pulls.get(repo, {}).items())
+                if wanted == "all" or pr["state"] == wanted
+            ]
+            return 200, _page(pulls, request)
+        case "/repos/{owner}/{repo}/pulls":
+            return _create_pull(scene, repo, body)
         case "/repos/{owner}/{repo}/collaborators/{collaborator}/permission":
             level = scene.permissions.get(repo, {}).get(parts[4])
             if level is None:
@@ -247,6 +328,36 @@ def answer(
     return 404, {"message": f"stand-in does not implement {method} {template}"}
 
 
+def _create_pull(scene: Scene, repo: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """As Forgejo: 404 without the head branch, 409 when an open PR has the same head and
+    base, else the new PR (numbered with the repo's issues)."""
+    head, base = str(body.get("head") or ""), str(body.get("base") or "")
+    if not head or not base or not scene.has_branch(repo, head):
+        return 404, {"message": "The target couldn't be found.", "url": scene.base}
+    for pr in scene.pulls.get(repo, {}).values():
+        own = pr["head"]["repo"]["full_name"] == repo
+        if (
+            own
+            and pr["state"] == "open"
+            and pr["head"]["ref"] == head
+            and pr["base"]["ref"] == base
+        ):
+            message = f"pull request already exists for these targets [id: {pr['id']}]"
+            return 409, {"message": message, "url": scene.base}
+    number = scene.next_number(repo)
+    pr = scene.pull(
+        repo,
+        number,
+        head,
+        str(body.get("body") or ""),
+        "open",
+        False,
+        title=str(body.get("title") or ""),
+        base=base,
+    )
+    return 201, pr
+
+
 def as_api(value: Any) -> Any:
     """Webhook payloads add `username` to every user; the API's User has no such field."""
     if isinstance(value, list):
@@ -268,8 +379,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--git-root", type=Path, default=None)
     args = parser.parse_args()
-    scene = Scene(base=f"http://127.0.0.1:{args.port}", token=args.token)
+    scene = Scene(base=f"http://127.0.0.1:{args.port}", token=args.token, git_root=args.git_root)
     uvicorn.run(build_app(scene), host="127.0.0.1", port=args.port, log_level="warning")
 
 

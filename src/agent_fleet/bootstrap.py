@@ -14,10 +14,11 @@ from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
 from agent_fleet.domain.policies import RetryPolicy
+from agent_fleet.execution.delivery import ssh_command
 from agent_fleet.execution.shell import LocalShell, Shell
 from agent_fleet.execution.ssh import SshShell, SshTarget
 from agent_fleet.forgejo.client import ForgejoClient
-from agent_fleet.hosts.runner import Host, HostRunner
+from agent_fleet.hosts.runner import CommitAuthor, Host, HostRunner
 from agent_fleet.ports import EventStore, TaskSignal
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
@@ -115,6 +116,7 @@ def build_fleet(
         scrub=Scrubber(secret_values(settings)).scrub,
         # SQLite: one orchestrator per file, so nothing else can be launching its runs.
         exclusive_store=isinstance(store, SqliteEventStore),
+        public_url=public_url(settings),
     )
 
 
@@ -161,12 +163,21 @@ def host_runner(settings: Settings) -> HostRunner:
                     connect_timeout=host.connect_timeout_secs,
                 )
             )
-        hosts.append(Host(host_id=host.host_id, shell=shell, work_dir=host.work_dir))
+        hosts.append(
+            Host(
+                host_id=host.host_id,
+                shell=shell,
+                work_dir=host.work_dir,
+                git_ssh_command=ssh_command(host.git_ssh_key_path, host.git_known_hosts),
+            )
+        )
+    forgejo = settings.forgejo
     return HostRunner(
         hosts,
         server_url=public_url(settings),
         commands={name: list(t.command) for name, t in settings.agent_types.items()},
-        git_base_url=settings.forgejo.url,
+        git_base_url=forgejo.clone_url or forgejo.url,
+        author=CommitAuthor(forgejo.commit_author_name, forgejo.commit_author_email),
     )
 
 

@@ -9,7 +9,9 @@ import click
 
 from agent_fleet.adapters import adapter_for
 from agent_fleet.domain.errors import FleetError
+from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME
 from agent_fleet.logs import configure_logging
+from agent_fleet.worker.delivery import TOKEN_ENV, GitOptions
 from agent_fleet.worker.job import AgentSetup
 from agent_fleet.worker.runner import Agent, AgentOptions
 
@@ -39,6 +41,40 @@ from agent_fleet.worker.runner import Agent, AgentOptions
     "--git-base-url", default=None, help="Clone a task's repo owner/name from <url>/owner/name.git."
 )
 @click.option(
+    "--git-author-name",
+    envvar="AGENT_FLEET_GIT_AUTHOR_NAME",
+    default=DEFAULT_AUTHOR_NAME,
+    show_default=True,
+    help="Who commits what the CLI left uncommitted.",
+)
+@click.option(
+    "--git-author-email",
+    envvar="AGENT_FLEET_GIT_AUTHOR_EMAIL",
+    default=DEFAULT_AUTHOR_EMAIL,
+    show_default=True,
+)
+@click.option(
+    "--git-ssh-key",
+    envvar="AGENT_FLEET_GIT_SSH_KEY",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A deploy key for cloning and pushing over SSH (used by git only, not the CLI).",
+)
+@click.option(
+    "--git-known-hosts",
+    envvar="AGENT_FLEET_GIT_KNOWN_HOSTS",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="known_hosts for the git server (default: ~/.ssh/known_hosts).",
+)
+@click.option(
+    "--git-username",
+    envvar="AGENT_FLEET_GIT_USERNAME",
+    default="agent-fleet",
+    show_default=True,
+    help="The user name sent with AGENT_FLEET_GIT_TOKEN over HTTPS.",
+)
+@click.option(
     "--shutdown-grace",
     type=float,
     default=60.0,
@@ -56,6 +92,11 @@ def agent_command(
     max_concurrency: int,
     work_dir: Path,
     git_base_url: str | None,
+    git_author_name: str,
+    git_author_email: str,
+    git_ssh_key: str | None,
+    git_known_hosts: str | None,
+    git_username: str,
     shutdown_grace: float,
     log_format: str,
     command: tuple[str, ...],
@@ -64,6 +105,10 @@ def agent_command(
 
     An argv after `--` is the agent command; it may use {prompt_file}, {workspace},
     {receipt_file}, {task_id}, {branch} and {repo}. It is never run through a shell.
+
+    After a completed run in a clone, what the CLI left uncommitted is committed and the
+    branch task/<id> pushed. A token for pushing over HTTPS is read from the environment
+    (AGENT_FLEET_GIT_TOKEN), never from the command line.
     """
     configure_logging(log_format)
     hostname = socket.gethostname()
@@ -75,6 +120,14 @@ def agent_command(
         work_dir=work_dir.resolve(),
         git_base_url=git_base_url,
         base_env=dict(os.environ),
+        git=GitOptions(
+            author_name=git_author_name,
+            author_email=git_author_email,
+            ssh_key=str(Path(git_ssh_key).resolve()) if git_ssh_key else None,
+            known_hosts=str(Path(git_known_hosts).resolve()) if git_known_hosts else None,
+            token=os.environ.get(TOKEN_ENV) or None,
+            username=git_username,
+        ),
     )
     options = AgentOptions(
         capabilities=list(capabilities),

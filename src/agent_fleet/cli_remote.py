@@ -114,6 +114,8 @@ def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> N
             console.print(f"failure: {task['failure']['reason']}: {task['failure']['message']}")
         if task.get("pr"):
             console.print(f"pull request: {task['pr']['url']} ({task['pr']['state']})")
+        for line in _delivered(task.get("receipt") or {}):
+            console.print(line, markup=False, soft_wrap=True)  # paths are data, not markup
         history = Table("SEQ", "AT", "EVENT", "ACTOR", "DETAIL")
         for e in events:
             history.add_row(str(e["seq"]), e["at"], e["type"], e["actor"], _detail(e["data"]))
@@ -133,6 +135,20 @@ def _all_events(server: str, task_id: str, token: str | None) -> list[dict[str, 
         cursor = page.get("next_cursor")
         if not cursor:
             return events
+
+
+def _delivered(receipt: dict[str, Any]) -> list[str]:
+    """The branch the run pushed and the files it changed, from the receipt's artifacts."""
+    artifacts = receipt.get("artifacts") or []
+    lines = [
+        f"branch: {a.get('name')} at {(a.get('sha') or '?')[:12]}"
+        for a in artifacts
+        if a.get("type") == "branch"
+    ]
+    files = [str(a["path"]) for a in artifacts if a.get("type") == "file" and a.get("path")]
+    if files:
+        lines.append(f"files changed ({len(files)}): " + ", ".join(files))
+    return lines
 
 
 def _detail(data: dict[str, Any]) -> str:

@@ -107,6 +107,11 @@ class ForgejoConfig(Section):
     reconcile_interval_secs: float = Field(default=300.0, gt=0)
     # Each API call's timeout (a slow Forgejo is retried like a failing one).
     api_timeout_secs: float = Field(default=10.0, gt=0, le=300)
+    # Where [[hosts]] clone from and push to (<clone_url>/<owner>/<repo>.git); default `url`.
+    clone_url: str | None = None
+    # Who commits what an agent CLI on a host left uncommitted.
+    commit_author_name: str = Field(default="agent-fleet", min_length=1, max_length=200)
+    commit_author_email: str = Field(default="agent-fleet@localhost", min_length=1, max_length=200)
 
 
 class OrchestratorConfig(Section):
@@ -144,6 +149,10 @@ class HostConfig(Section):
     # None: the user's ~/.ssh/known_hosts. Host keys are always verified.
     known_hosts: str | None = None
     connect_timeout_secs: float = Field(default=10.0, gt=0)
+    # A deploy key on the host for cloning and pushing over SSH (git's alone, not the CLI's),
+    # and the git server's known_hosts there. None: the host user's own SSH setup.
+    git_ssh_key_path: str | None = None
+    git_known_hosts: str | None = None
 
 
 class AgentTypeConfig(Section):

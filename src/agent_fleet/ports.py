@@ -126,6 +126,8 @@ class ForgePull:
     body: str
     merged: bool
     closed: bool
+    #: The repository the head branch lives in (another one for a fork's PR).
+    head_repo: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +145,17 @@ class Forge(Protocol):
 
     async def can_write(self, repo: str, user: str) -> bool: ...
     async def pull_request_info(self, repo: str, number: int) -> ForgePull | None: ...
+    async def open_pull_from(self, repo: str, branch: str) -> ForgePull | None:
+        """The open PR whose head is `branch` of `repo` itself (never a fork's)."""
+        ...
+
+    async def default_branch(self, repo: str) -> str: ...
+    async def create_pull(
+        self, repo: str, *, head: str, base: str, title: str, body: str
+    ) -> ForgePull:
+        """Open a PR; raises PullRequestRefused when the forge will not (no such branch)."""
+        ...
+
     async def comment(self, repo: str, number: int, body: str) -> bool: ...
     async def comment_bodies(self, repo: str, number: int) -> list[str]: ...
     async def open_issues(self, repo: str) -> list[ForgeIssue]: ...
@@ -195,11 +208,14 @@ class RunOrder:
     repo: str | None
     branch: str
     lease: Lease
+    #: The task's title: the commit message of what the run leaves uncommitted.
+    title: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """What a finished run left: the receipt it wrote, else what its adapter read."""
+    """What a finished run left: the receipt it wrote, else what its adapter read, plus
+    what its delivery pushed (a `branch` artifact) and listed (`file` artifacts)."""
 
     completed: bool
     summary: str

@@ -47,6 +47,7 @@ def start_agent(
     env: dict[str, str] | None = None,
     git_base_url: str | None = None,
     token: str | None = PULL_TOKEN,
+    extra_args: tuple[str, ...] = (),
 ) -> AgentProcess:
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = work_dir.parent / f"{agent_id}.log"
@@ -73,6 +74,7 @@ def start_agent(
         argv += ["--git-base-url", git_base_url]
     for cap in capabilities:
         argv += ["--capability", cap]
+    argv += extra_args
     argv += ["--", sys.executable, str(FAKE_CLI), "{prompt_file}"]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
     full_env.update(env or {})

@@ -2,12 +2,15 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>.
-POST sends its receipt to the API itself (as DESIGN §5 allows) and then exits 1.
+choose what it does: FAIL, SLEEP <secs>, RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>,
+EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as DESIGN §5 allows) and
+then exits 1. EDIT changes files in the workspace without committing (what most CLIs
+leave); COMMIT then commits them itself, as aider does.
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -15,8 +18,9 @@ from pathlib import Path
 
 
 def main() -> int:
-    prompt = sys.stdin.read()
-    from_file = Path(os.environ["AGENT_FLEET_PROMPT_FILE"]).read_text()
+    # As bytes: an issue's text holds "\r\n", which text mode would translate on one side.
+    prompt = sys.stdin.buffer.read().decode()
+    from_file = Path(os.environ["AGENT_FLEET_PROMPT_FILE"]).read_bytes().decode()
     assert prompt == from_file, "stdin and the prompt file differ"
     words = prompt.split()
     print(f"task {os.environ['AGENT_FLEET_TASK_ID']} attempt {os.environ['AGENT_FLEET_ATTEMPT']}")
@@ -36,6 +40,19 @@ def main() -> int:
     if "LIST" in words:
         head = Path(".git/HEAD").read_text().strip() if Path(".git/HEAD").exists() else "-"
         print(f"files {sorted(p.name for p in Path('.').iterdir())} head {head}", flush=True)
+    if "EDIT" in words:
+        attempt = os.environ["AGENT_FLEET_ATTEMPT"]
+        with Path("README.md").open("a") as readme:
+            readme.write(f"edited by attempt {attempt}\n")
+        Path(f"fix-{attempt}.txt").write_text("the fix\n")
+        print(f"edited README.md and fix-{attempt}.txt", flush=True)
+    if "COMMIT" in words:
+        identity = ["-c", "user.name=The CLI", "-c", "user.email=cli@example.com"]
+        subprocess.run(["git", *identity, "add", "-A"], check=True)
+        subprocess.run(["git", *identity, "commit", "-qm", "the CLI's own commit"], check=True)
+    if "GITENV" in words:
+        names = ("AGENT_FLEET_GIT_TOKEN", "GIT_ASKPASS", "GIT_SSH_COMMAND")
+        print(f"git credentials in my environment: {[n for n in names if n in os.environ]}")
     if "LEAK" in words:
         print(f"the key is {os.environ.get('MY_API_TOKEN')}", flush=True)
     if "FAIL" in words:

@@ -23,8 +23,9 @@ class ForgejoStandIn:
     proc: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, token: str, log: Path) -> ForgejoStandIn:
+    def start(cls, token: str, log: Path, git_root: Path | None = None) -> ForgejoStandIn:
         port = free_port()
+        extra = ["--git-root", str(git_root)] if git_root is not None else []
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 [
@@ -35,6 +36,7 @@ class ForgejoStandIn:
                     str(port),
                     "--token",
                     token,
+                    *extra,
                 ],
                 cwd=ROOT,
                 stdout=out,
@@ -64,6 +66,10 @@ class ForgejoStandIn:
         reply.raise_for_status()
         body: dict[str, Any] = reply.json()
         return body
+
+    def pulls(self, repo: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.report()["pulls"].get(repo, [])
+        return found
 
     def comments(self, repo: str, number: int) -> list[str]:
         found: list[str] = self.report()["comments"].get(f"{repo}#{number}", [])

@@ -272,7 +272,13 @@ def test_a_review_requesting_changes_sends_the_task_back_until_rounds_run_out(
         assert again is not None and again[0] == task_id
         pushed = puller.post(
             f"/api/v1/tasks/{task_id}/complete",
-            json={"agent_id": "rusty", "lease": again[1], "status": "completed", "summary": "ok"},
+            json={
+                "agent_id": "rusty",
+                "lease": again[1],
+                "status": "completed",
+                "summary": "ok",
+                "artifacts": [{"type": "commit", "sha": "ab" * 20, "branch": f"task/{task_id}"}],
+            },
         )
         assert pushed.json()["state"] == "review_pending"  # the same PR, still open
         last = review_delivery(admin, task_id, pr_url, "carol", "one more thing")

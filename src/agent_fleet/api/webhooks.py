@@ -52,4 +52,7 @@ async def _handle(request: Request) -> JSONResponse:
         # Not handled: let a redelivery try again rather than dropping it as seen.
         await store.forget_delivery(delivery[:200])
         raise
+    if outcome.is_ignored:
+        reply = {"status": "ignored", "reason": outcome.reason, "task_id": outcome.task_id}
+        return JSONResponse(reply, 202)
     return JSONResponse({"status": outcome.result, "task_id": outcome.task_id}, 200)

@@ -14,7 +14,8 @@ FleetError
 │   └── NotTaskHolder(task_id, agent_id)
 ├── Unauthorized
 ├── InvalidInput(field, reason)
-└── StoreError                     -- the store failed; raised from the driver's error
+├── StoreError                     -- the store failed; raised from the driver's error
+└── PullRequestRefused(repo, reason) -- the forge answered, and will not open that PR
 """
 
 from __future__ import annotations
@@ -123,3 +124,13 @@ class HostUnreachable(FleetError):
 
 class LaunchFailed(FleetError):
     """The host answered, but the run could not be set up or started (clone, missing CLI)."""
+
+
+class PullRequestRefused(FleetError):
+    """The forge will not open the task's pull request (no such repo or branch, nothing to
+    merge): a fact about this attempt's delivery, not an outage to wait out."""
+
+    def __init__(self, repo: str, reason: str) -> None:
+        super().__init__(f"cannot open a pull request in {repo}: {reason}")
+        self.repo = repo
+        self.reason = reason

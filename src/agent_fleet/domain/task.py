@@ -340,17 +340,29 @@ def report_progress(
 
 
 def accept_receipt(
-    task: Task, receipt: Receipt, now: datetime, actor: str, policy: RetryPolicy
+    task: Task,
+    receipt: Receipt,
+    now: datetime,
+    actor: str,
+    policy: RetryPolicy,
+    opened: PullRequest | None = None,
 ) -> list[TaskEvent]:
-    """A receipt ends the attempt: completed, review_pending (a PR), or failed."""
+    """A receipt ends the attempt: completed, review_pending (a PR), or failed.
+
+    `opened` is the pull request the server opened (or found) for the branch the
+    receipt names. A task from an issue whose run shows no work in the repository (no
+    PR, branch or commit) fails `no_changes`: nothing was delivered."""
     _require(task, HELD_STATES, "complete")
     version = task.next_version
     if receipt.status is ReceiptStatus.COMPLETED:
+        if is_from_issue(task) and not receipt.shows_work():
+            message = f"the run changed nothing in {task.source.repo}: no commit, no diff"
+            return fail(task, FailureReason.NO_CHANGES, message, now, actor, policy, receipt)
         urls = receipt.pr_urls()
         # A PR the forge told us about first (webhook on branch task/<id>) counts too.
         known = task.pr if task.pr is not None and task.pr.state is PrState.OPEN else None
-        if urls or known:
-            pr = PullRequest(url=urls[0], number=_pr_number(urls[0])) if urls else known
+        if urls or opened or known:
+            pr = PullRequest(url=urls[0], number=_pr_number(urls[0])) if urls else opened or known
             assert pr is not None
             return [
                 TaskReviewPending(
@@ -372,6 +384,11 @@ def accept_receipt(
     )
     message = receipt.error or receipt.summary or f"agent reported {receipt.status}"
     return fail(task, reason, message, now, actor, policy, receipt=receipt)
+
+
+def is_from_issue(task: Task) -> bool:
+    """A task made from an issue in a repository: its work must arrive there."""
+    return task.source.repo is not None and task.source.issue_number is not None
 
 
 def fail(

@@ -58,6 +58,17 @@ class Receipt:
     def pr_urls(self) -> tuple[str, ...]:
         return tuple(a.url for a in self.artifacts if a.type == "pr" and a.url)
 
+    def pushed(self, branch: str) -> Artifact | None:
+        """The `branch` artifact for `branch` (what the fleet pushed), if any."""
+        return next((a for a in self.artifacts if a.type == "branch" and a.name == branch), None)
+
+    def files_changed(self) -> tuple[str, ...]:
+        return tuple(a.path for a in self.artifacts if a.type == "file" and a.path)
+
+    def shows_work(self) -> bool:
+        """Whether it names work in a repository: a pull request, a branch or a commit."""
+        return any(a.type in ("pr", "branch", "commit") for a in self.artifacts)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PullRequest:

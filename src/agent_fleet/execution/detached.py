@@ -34,6 +34,10 @@ setsid sh -lc '
   . "$root/meta/env"
   "$@" < "$root/meta/prompt.md" >> "$root/meta/output.log" 2>&1
   code=$?
+  # A completed run delivers its work (execution/delivery.py) before its exit is recorded.
+  if [ "$code" -eq 0 ] && [ -f "$root/meta/git/deliver.sh" ]; then
+    sh "$root/meta/git/deliver.sh" "$root" >> "$root/meta/output.log" 2>&1
+  fi
   echo "$code" > "$root/meta/exit.tmp" && mv "$root/meta/exit.tmp" "$root/meta/exit"
 ' agent-fleet-run "$root" "$@" < /dev/null > /dev/null 2>&1 &
 i=0
@@ -163,17 +167,25 @@ class DetachedRuns:
         return await self.shell.run(["sh", "-c", script, "agent-fleet", *args], stdin, limit_secs)
 
     async def prepare(
-        self, paths: RunPaths, task_id: str, prompt: str, clone_url: str | None, branch: str
+        self,
+        paths: RunPaths,
+        task_id: str,
+        prompt: str,
+        clone_url: str | None,
+        branch: str,
+        git_env: Mapping[str, str] | None = None,
     ) -> None:
-        """A fresh run directory holding the prompt; a clone on `branch` when there is a repo."""
+        """A fresh run directory holding the prompt; a clone on `branch` when there is a repo.
+        `git_env` (a deploy key's GIT_SSH_COMMAND) is git's alone, never the CLI's."""
         done = await self._sh(_PREPARE, paths.root, task_id, stdin=prompt.encode())
         if done.code != 0:
             raise RunError(f"cannot prepare {paths.root}: {done.why()}")
         if clone_url is None:
             await self._must(["mkdir", "-p", "--", paths.work], "mkdir")
             return
+        git = ["env", *(f"{k}={v}" for k, v in (git_env or {}).items()), "git"]
         await self._must(
-            ["git", "clone", "--quiet", "--", clone_url, paths.work],
+            [*git, "clone", "--quiet", "--", clone_url, paths.work],
             "git clone",
             limit_secs=GIT_TIMEOUT_SECS,
         )

@@ -3,6 +3,7 @@
 import asyncio
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,15 @@ def workspace_for(work_dir: Path, task_id: str, attempt: int) -> Workspace:
     return Workspace(root=root, task_id=task_id, attempt=attempt)
 
 
-async def prepare(ws: Workspace, prompt: str, clone_url: str | None, branch: str) -> None:
-    """A fresh directory with the prompt file; a clone on `branch` when there is a repo."""
+async def prepare(
+    ws: Workspace,
+    prompt: str,
+    clone_url: str | None,
+    branch: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """A fresh directory with the prompt file; a clone on `branch` when there is a repo.
+    `env` is git's environment (its credentials), never the CLI's."""
     if ws.root.exists():
         shutil.rmtree(ws.root)  # a re-delivered attempt starts clean
     ws.meta.mkdir(parents=True)
@@ -64,17 +72,21 @@ async def prepare(ws: Workspace, prompt: str, clone_url: str | None, branch: str
     if clone_url is None:
         ws.work.mkdir()
         return
-    await _git("clone", "--quiet", "--", clone_url, str(ws.work))
+    await _git("clone", "--quiet", "--", clone_url, str(ws.work), env=env)
     # The branch may exist already (a retry): check it out, else create it.
     try:
-        await _git("-C", str(ws.work), "checkout", "--quiet", branch)
+        await _git("-C", str(ws.work), "checkout", "--quiet", branch, env=env)
     except WorkspaceError:
-        await _git("-C", str(ws.work), "checkout", "--quiet", "-b", branch)
+        await _git("-C", str(ws.work), "checkout", "--quiet", "-b", branch, env=env)
 
 
-async def _git(*args: str) -> None:
+async def _git(*args: str, env: Mapping[str, str] | None = None) -> None:
     proc = await asyncio.create_subprocess_exec(
-        "git", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        "git",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env) if env is not None else None,
     )
     try:
         async with asyncio.timeout(GIT_TIMEOUT_SECS):

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from agent_fleet.domain.errors import FleetError
+from agent_fleet.domain.errors import FleetError, PullRequestRefused
 from agent_fleet.domain.states import PrState
 from agent_fleet.domain.values import PullRequest
 from agent_fleet.ports import ForgeIssue, ForgePull
@@ -110,16 +110,40 @@ class ForgejoClient:
         reply = await self._call("GET", f"{_repo_path(repo)}/pulls/{int(number)}")
         if reply.status_code == 404:
             return None
-        data = reply.json()
-        head = data.get("head") or {}
-        return ForgePull(
-            number=int(data["number"]),
-            url=str(data.get("html_url", "")),
-            head_branch=str(head.get("label") or head.get("ref") or ""),
-            body=str(data.get("body") or ""),
-            merged=bool(data.get("merged")),
-            closed=data.get("state") == "closed",
-        )
+        return _pull(reply.json())
+
+    async def open_pull_from(self, repo: str, branch: str) -> ForgePull | None:
+        """The open PR from `branch` of `repo` itself: a fork's PR from a branch of the same
+        name has the same bare `head.label`, so the head's repository is compared too."""
+        items = await self._pages(f"{_repo_path(repo)}/pulls", {"state": "open"})
+        for pull in map(_pull, items):
+            if pull.head_branch == branch and pull.head_repo.lower() == repo.lower():
+                return pull
+        return None
+
+    async def default_branch(self, repo: str) -> str:
+        reply = await self._call("GET", _repo_path(repo))
+        if reply.status_code == 404:
+            raise PullRequestRefused(repo, "no such repository")
+        return str(reply.json().get("default_branch") or "main")
+
+    async def create_pull(
+        self, repo: str, *, head: str, base: str, title: str, body: str
+    ) -> ForgePull:
+        """Open a PR. One already open for these branches (409: another replica, or a try
+        that crashed before recording it) is found and returned instead."""
+        wanted = {"head": head, "base": base, "title": title[:255], "body": body}
+        path = f"{_repo_path(repo)}/pulls"
+        # A refusal is an answer about this PR (no such branch, no permission), not an outage.
+        reply = await self._call("POST", path, wanted, ok=(201, 403, 409, 413, 422, 423))
+        if reply.status_code == 201:
+            return _pull(reply.json())
+        if reply.status_code == 409:
+            found = await self.open_pull_from(repo, head)
+            if found is not None:
+                return found
+        message = _message(reply)
+        raise PullRequestRefused(repo, f"HTTP {reply.status_code}: {message}")
 
     async def comment(self, repo: str, number: int, body: str) -> bool:
         """Post a comment; False when the issue does not exist (any more)."""
@@ -180,6 +204,28 @@ class ForgejoClient:
             if len(batch) < PAGE:
                 break
         return items
+
+
+def _pull(data: dict[str, Any]) -> ForgePull:
+    head = data.get("head") or {}
+    return ForgePull(
+        number=int(data["number"]),
+        url=str(data.get("html_url", "")),
+        head_branch=str(head.get("ref") or head.get("label") or ""),
+        body=str(data.get("body") or ""),
+        merged=bool(data.get("merged")),
+        closed=data.get("state") == "closed",
+        head_repo=str((head.get("repo") or {}).get("full_name") or ""),
+    )
+
+
+def _message(reply: httpx.Response) -> str:
+    """Forgejo's own words for a refusal, bounded (it may echo what we sent)."""
+    try:
+        data = reply.json()
+    except ValueError:
+        return "no message"
+    return str(data.get("message") if isinstance(data, dict) else "")[:300] or "no message"
 
 
 def _list(reply: httpx.Response) -> list[dict[str, Any]]:

@@ -88,6 +88,8 @@ class Issue(_Loose):
 class Branch(_Loose):
     ref: str = ""
     label: str = ""
+    # The head's repository: a fork's PR has the fork here (and a bare `label`).
+    repo: Repository | None = None
 
 
 class PullRequest(_Loose):
@@ -168,7 +170,8 @@ def to_event(payload: IssuePayload | PullRequestPayload) -> IssueEvent | PullReq
         repo=repo,
         number=pr.number,
         url=pr.html_url,
-        branch=pr.head.label or pr.head.ref,
+        branch=pr.head.ref or pr.head.label,
+        head_repo=pr.head.repo.full_name if pr.head.repo is not None else "",
         merged=pr.merged,
         state=pr.state,
         sender=payload.sender.login,

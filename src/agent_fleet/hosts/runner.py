@@ -3,7 +3,7 @@ workspaces, found again by surveying each host's work dir (so a restart loses no
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -13,7 +13,9 @@ from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import ReceiptStatus
+from agent_fleet.domain.task import branch_for
 from agent_fleet.domain.values import Artifact, Usage
+from agent_fleet.execution import delivery
 from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run_paths
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.shell import Shell, ShellError
@@ -22,6 +24,7 @@ from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
 OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON comes last)
 RECEIPT_MAX_BYTES = 1024 * 1024
 STOP_GRACE_SECS = 5.0
+MAX_ARTIFACTS = 100  # what a receipt may carry (the API's bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,16 @@ class Host:
     host_id: str
     shell: Shell
     work_dir: str
+    #: `GIT_SSH_COMMAND` for the host's deploy key (clone and push), else the host's own.
+    git_ssh_command: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitAuthor:
+    """Who commits what an agent CLI left uncommitted."""
+
+    name: str = delivery.DEFAULT_AUTHOR_NAME
+    email: str = delivery.DEFAULT_AUTHOR_EMAIL
 
 
 class _WrittenUsage(BaseModel):
@@ -56,8 +69,11 @@ class HostRunner:
         commands: Mapping[str, list[str]],
         git_base_url: str | None,
         stop_grace_secs: float = STOP_GRACE_SECS,
+        author: CommitAuthor = CommitAuthor(),
     ) -> None:
         self._runs = {h.host_id: DetachedRuns(h.shell, h.work_dir) for h in hosts}
+        self._git_ssh = {h.host_id: h.git_ssh_command for h in hosts}
+        self._author = author
         self._server_url = server_url
         self._commands = dict(commands)
         self._git_base_url = git_base_url.rstrip("/") if git_base_url else None
@@ -100,8 +116,22 @@ class HostRunner:
             agent_id=order.agent_id,
             token=order.lease,  # no registry token on hosts: the lease authorises its receipt
         )
+        ssh = self._git_ssh[key.host_id]
+        plan = delivery.Plan(
+            remote=clone,
+            branch=order.branch,
+            task_id=key.task_id,
+            title=order.title,
+            author_name=self._author.name,
+            author_email=self._author.email,
+            ssh_command=ssh,
+        )
+        git_env = {"GIT_SSH_COMMAND": ssh} if ssh else None
         try:
-            await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch)
+            await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch, git_env)
+            planned = await runs.shell.run(delivery.plan_argv(paths.meta, paths.work, plan))
+            if planned.code != 0:
+                raise RunError(f"cannot record the delivery plan: {planned.why()}")
             await runs.launch(paths, adapter.argv(spec), env)
         except ShellError as e:
             raise HostUnreachable(key.host_id, str(e)) from e
@@ -137,12 +167,13 @@ class HostRunner:
         try:
             written = await runs.read_from(paths.receipt_file, 0, RECEIPT_MAX_BYTES)
             output = await _tail_of(runs, paths.log_file)
+            delivered = await _delivery(runs, paths) if exit_code == 0 else None
         except (ShellError, RunError) as e:
             raise HostUnreachable(key.host_id, str(e)) from e
         if written:
             receipt = _read_written(written)
             if receipt is not None:
-                return receipt
+                return _with_delivery(receipt, delivered, key.task_id)
         text = output.decode("utf-8", errors="replace")
         if exit_code is None:
             return RunResult(
@@ -158,13 +189,14 @@ class HostRunner:
             if outcome.tokens is not None or outcome.cost_usd is not None
             else None
         )
-        return RunResult(
+        result = RunResult(
             completed=verdict.completed,
             summary=verdict.summary,
             error=verdict.error,
             artifacts=tuple(Artifact(type="pr", url=url) for url in outcome.pr_urls),
             usage=usage,
         )
+        return _with_delivery(result, delivered, key.task_id)
 
     async def stop(self, key: RunKey) -> None:
         try:
@@ -196,6 +228,32 @@ async def _tail_of(runs: DetachedRuns, path: str) -> bytes:
         return head or b""
     done = await runs.shell.run(["tail", "-c", str(OUTPUT_TAIL_BYTES), "--", path])
     return done.stdout
+
+
+async def _delivery(runs: DetachedRuns, paths: RunPaths) -> delivery.Delivery | None:
+    """What the run's delivery left (one round trip); None for a run launched before
+    delivery existed."""
+    done = await runs.shell.run(delivery.results_argv(paths.root))
+    if done.code != 0:
+        raise RunError(f"cannot read the delivery of {paths.root}: {done.why()}")
+    return delivery.read_results(done.stdout)
+
+
+def _with_delivery(
+    result: RunResult, delivered: delivery.Delivery | None, task_id: str
+) -> RunResult:
+    """A completed run whose push failed fails; a pushed branch and the files changed
+    become artifacts (as the pull runner reports them)."""
+    if delivered is None or not result.completed:
+        return result
+    if delivered.status is delivery.DeliveryStatus.FAILED:
+        return replace(result, completed=False, error=delivered.error)
+    extra: list[Artifact] = []
+    if delivered.status is delivery.DeliveryStatus.PUSHED:
+        extra.append(Artifact(type="branch", name=branch_for(task_id), sha=delivered.sha))
+    room = max(0, MAX_ARTIFACTS - len(result.artifacts) - len(extra))
+    extra += [Artifact(type="file", path=path) for path in delivered.files[:room]]
+    return replace(result, artifacts=(*result.artifacts, *extra))
 
 
 def _read_written(data: bytes) -> RunResult | None:

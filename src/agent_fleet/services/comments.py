@@ -21,6 +21,7 @@ from agent_fleet.domain.events import (
     TaskReviewPending,
 )
 from agent_fleet.domain.task import Task
+from agent_fleet.domain.values import Receipt
 from agent_fleet.ports import Forge
 from agent_fleet.services.context import Context
 
@@ -52,13 +53,16 @@ def comment_text(event: AnyEvent, task: Task) -> tuple[CommentOn, str] | None:
             )
         case TaskReviewPending():
             return CommentOn.PR_OPENED, (
-                f"🔍 Pull request opened: {event.pr.url}. Merging it completes task "
+                f"🔍 Pull request {event.pr.url} is ready for review, from branch "
+                f"`{task.branch_name}`{_files(event.receipt)}. Merging it completes task "
                 f"`{task.task_id}`.\n\n{_quote(event.receipt.summary)}"
             )
         case TaskCompleted():
             summary = event.receipt.summary if event.receipt else ""
-            link = f" ({task.pr.url})" if task.pr else ""
-            return CommentOn.COMPLETED, f"✅ Completed{link}.\n\n{_quote(summary)}"
+            link = f" with pull request {task.pr.url}" if task.pr else ""
+            return CommentOn.COMPLETED, (
+                f"✅ Completed{link} (branch `{task.branch_name}`).\n\n{_quote(summary)}"
+            )
         case TaskFailed():
             then = "It will be retried." if event.retry_at else "No retry will follow."
             return CommentOn.FAILED, (
@@ -81,6 +85,13 @@ def comment_text(event: AnyEvent, task: Task) -> tuple[CommentOn, str] | None:
             return CommentOn.RETRIED, f"🔁 Retrying {how}: attempt {event.attempt + 1}."
         case _:
             return None
+
+
+def _files(receipt: Receipt) -> str:
+    files = receipt.files_changed()
+    if not files:
+        return ""
+    return f" ({len(files)} file{'s' if len(files) != 1 else ''} changed in this attempt)"
 
 
 def _quote(text: str) -> str:

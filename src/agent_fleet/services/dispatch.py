@@ -184,6 +184,7 @@ class Dispatcher:
             repo=task.source.repo,
             branch=task.branch_name,
             lease=task.lease,
+            title=task.title,
         )
         try:
             await self._runs.launch(order)

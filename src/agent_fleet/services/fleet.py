@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from agent_fleet.ports import Forge, HostRuns
 from agent_fleet.services.agents import AgentService
@@ -12,6 +13,7 @@ from agent_fleet.services.dequeue import DequeueService
 from agent_fleet.services.dispatch import Dispatcher, Slot
 from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
+from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.reconcile import Reconciler
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import TaskService
@@ -43,8 +45,14 @@ class Fleet:
         comment_on: frozenset[CommentOn] = frozenset(CommentOn),
         scrub: Callable[[str], str] = lambda text: text,
         exclusive_store: bool = False,
+        public_url: str | None = None,
     ) -> "Fleet":
-        tasks = TaskService(ctx)
+        def task_url(task_id: str) -> str | None:
+            return (
+                f"{public_url.rstrip('/')}/tasks/{quote(task_id, safe='')}" if public_url else None
+            )
+
+        tasks = TaskService(ctx, PullRequestOpener(ctx.forge, scrub, task_url))
         agents = AgentService(ctx, tasks, frozenset(s.agent_id for s in slots or []))
         webhooks = WebhookService(
             ctx, tasks, allowed_repos or [], ctx.forge, ctx.options.max_review_rounds

@@ -5,7 +5,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from agent_fleet.domain import task as task_model
-from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, InvalidInput
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    InvalidInput,
+    PullRequestRefused,
+)
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import (
@@ -20,6 +25,7 @@ from agent_fleet.domain.values import Receipt, Source
 from agent_fleet.ports import RecordedEvent, TaskQuery
 from agent_fleet.services.commit import decide_task, fold, load_task
 from agent_fleet.services.context import Context, append
+from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import check_receipt
 
 OPERATOR = "operator"
@@ -46,8 +52,9 @@ def new_lease() -> Lease:
 
 
 class TaskService:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, pulls: PullRequestOpener | None = None) -> None:
         self._ctx = ctx
+        self._pulls = pulls or PullRequestOpener(ctx.forge)
 
     async def create(
         self, cmd: CreateTask, actor: str = OPERATOR, task_id: TaskId | None = None
@@ -177,11 +184,29 @@ class TaskService:
                     receipt=receipt,
                 ),
             )
+        try:
+            # Only for the attempt that still holds the task: a late receipt opens nothing.
+            opened = await self._pulls.open_for(task, receipt) if task.is_held else None
+        except PullRequestRefused as e:
+            refused = str(e)
+            return await decide_task(
+                self._ctx,
+                task_id,
+                lambda t: task_model.fail(
+                    t,
+                    FailureReason.ERROR,
+                    refused,
+                    now,
+                    receipt.agent_id,
+                    self._ctx.options.retry,
+                    receipt=receipt,
+                ),
+            )
         return await decide_task(
             self._ctx,
             task_id,
             lambda t: task_model.accept_receipt(
-                t, receipt, now, receipt.agent_id, self._ctx.options.retry
+                t, receipt, now, receipt.agent_id, self._ctx.options.retry, opened
             ),
         )
 

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
+
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.domain.events import TaskEvent
@@ -16,7 +18,9 @@ from agent_fleet.services.context import Context
 from agent_fleet.services.forge_prompt import issue_prompt, review_prompt
 from agent_fleet.services.tasks import CreateTask, TaskService, new_task_id
 
+log = structlog.get_logger("agent_fleet.webhooks")
 BRANCH_PREFIX = "task/"
+IGNORED = "ignored"
 AGENT_LABEL = "agent:"
 PRIORITY_LABELS = {"priority:high": 10, "priority:low": -10}
 PERMISSION_CACHE = timedelta(seconds=60)
@@ -52,6 +56,25 @@ class PullRequestEvent:
     sender: str = ""
     #: The review's text when it requested changes, else None.
     changes_requested: str | None = None
+    #: The repository of the head branch ("" when the payload does not say).
+    head_repo: str = ""
+
+
+def not_the_tasks_pr(task: Task, pr: PullRequestEvent) -> str | None:
+    """Why a PR from `task/<id>` does not speak for that task, or None when it does: it
+    must be in the task's own repository, from a branch of that repository (a fork's
+    `head.label` is the bare branch name, so the head's repository is what tells), and
+    be the PR recorded for the task (from its receipt, or the first one opened)."""
+    repo = task.source.repo
+    if repo is None:
+        return "the task names no repository"
+    if pr.repo.lower() != repo.lower():
+        return f"the pull request is in {pr.repo}, not {repo}"
+    if pr.head_repo.lower() != repo.lower():
+        return f"the pull request comes from {pr.head_repo or 'another repository'} (a fork)"
+    if task.pr is not None and task.pr.number is not None and task.pr.number != pr.number:
+        return f"the task's pull request is #{task.pr.number}, not #{pr.number}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +109,14 @@ class Outcome:
     result: str
     task_id: str | None = None
 
+    @property
+    def is_ignored(self) -> bool:
+        return self.result.startswith(IGNORED)
+
+    @property
+    def reason(self) -> str:
+        return self.result.removeprefix(IGNORED).removeprefix(":").strip()
+
 
 class WebhookService:
     def __init__(
@@ -117,10 +148,22 @@ class WebhookService:
 
     async def handle(self, event: IssueEvent | PullRequestEvent, actor: str) -> Outcome:
         if self._allowed and event.repo not in self._allowed:
-            return Outcome("ignored: repository not in allowed_repos")
-        if isinstance(event, IssueEvent):
-            return await self._issue(event, actor)
-        return await self._pull_request(event, actor)
+            outcome = Outcome("ignored: repository not in allowed_repos")
+        elif isinstance(event, IssueEvent):
+            outcome = await self._issue(event, actor)
+        else:
+            outcome = await self._pull_request(event, actor)
+        if outcome.is_ignored:
+            log.info(
+                "webhook ignored",
+                kind=type(event).__name__,
+                repo=event.repo[:200],
+                number=event.number,
+                sender=event.sender[:100],
+                reason=outcome.reason,
+                task_id=outcome.task_id,
+            )
+        return outcome
 
     # --- issues -------------------------------------------------------------------
 
@@ -193,21 +236,31 @@ class WebhookService:
     async def _pull_request(self, pr: PullRequestEvent, actor: str) -> Outcome:
         if not pr.branch.startswith(BRANCH_PREFIX):
             return Outcome("ignored: not a task branch")
-        task_id = TaskId(pr.branch[len(BRANCH_PREFIX) :])
+        task = await self._ctx.store.get_task(TaskId(pr.branch[len(BRANCH_PREFIX) :]))
+        if task is None:
+            return Outcome("ignored: no such task")
+        why = not_the_tasks_pr(task, pr)
+        if why is not None:
+            return Outcome(f"ignored: {why}", task.task_id)
         if pr.changes_requested is not None:
-            return await self._changes_requested(task_id, pr, actor)
+            return await self._changes_requested(task.task_id, pr, actor)
         if pr.merged:
             state = PrState.MERGED
         else:
             state = PrState.CLOSED if pr.state == "closed" else PrState.OPEN
+        if state is PrState.CLOSED and not await self.may_trigger(pr.repo, pr.sender):
+            return Outcome(
+                f"ignored: {pr.sender or 'the sender'} has no write access", task.task_id
+            )
         update = PullRequest(url=pr.url, number=pr.number, state=state)
         now, policy = self._ctx.clock.now(), self._ctx.options.retry
-        try:
-            after = await decide_task(
-                self._ctx, task_id, lambda t: task_model.update_pr(t, update, now, actor, policy)
-            )
-        except FleetError:
-            return Outcome("ignored: no such task")
+
+        def decide(t: Task) -> list[TaskEvent]:
+            if not_the_tasks_pr(t, pr) is not None:
+                return []  # another PR was recorded meanwhile
+            return task_model.update_pr(t, update, now, actor, policy)
+
+        after = await decide_task(self._ctx, task.task_id, decide)
         return Outcome(f"pull request {state.value}", after.task_id)
 
     async def _changes_requested(
@@ -220,7 +273,7 @@ class WebhookService:
         rounds = self._max_review_rounds
 
         def decide(t: Task) -> list[TaskEvent]:
-            if t.state is not TaskState.REVIEW_PENDING:
+            if t.state is not TaskState.REVIEW_PENDING or not_the_tasks_pr(t, pr) is not None:
                 return []
             prompt = review_prompt(t.prompt, pr.url, pr.sender, review)
             return task_model.send_back(t, prompt, now, actor, rounds)

@@ -15,6 +15,7 @@ from agent_fleet.adapters.base import Outcome, RunSpec, judge
 from agent_fleet.execution import workspace as workspaces
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.process import AgentProcess
+from agent_fleet.worker import delivery
 from agent_fleet.worker.client import FleetClient
 from agent_fleet.worker.logship import LogShipper
 from agent_fleet.worker.scrub import Scrubber
@@ -35,6 +36,7 @@ class AgentSetup:
     work_dir: Path
     git_base_url: str | None
     base_env: Mapping[str, str]
+    git: delivery.GitOptions = field(default_factory=delivery.GitOptions)
 
 
 @dataclass(slots=True)
@@ -88,8 +90,10 @@ class Job:
     ) -> dict[str, Any] | None:
         adapter = adapter_for(self.setup.agent_type, self.setup.command)
         branch = str(self.task["branch_name"])
+        git_env = delivery.git_environment(self.setup.base_env, self.setup.git, self.setup.work_dir)
         try:
-            await workspaces.prepare(ws, str(self.task["prompt"]), clone, branch)
+            await workspaces.prepare(ws, str(self.task["prompt"]), clone, branch, git_env)
+            await delivery.write_plan(ws, clone, self.task, self.setup.git)
         except (workspaces.WorkspaceError, OSError) as e:
             return self._receipt("failed", f"workspace: {e}", started, error=str(e))
         spec = RunSpec(
@@ -137,10 +141,15 @@ class Job:
             return None
         written = _read_receipt_file(ws.receipt_file)
         if written is not None:
-            return self._fill(written, started)
-        text = self.output.decode("utf-8", errors="replace")
-        outcome = adapter.read_outcome(text, exit.code)
-        return self._from_outcome(outcome, exit.code, text, started)
+            receipt = self._fill(written, started)
+        else:
+            text = self.output.decode("utf-8", errors="replace")
+            outcome = adapter.read_outcome(text, exit.code)
+            receipt = self._from_outcome(outcome, exit.code, text, started)
+        if receipt.get("status") != "completed":
+            return receipt
+        delivered = await delivery.deliver(ws, git_env, on_output)
+        return delivery.amend_receipt(receipt, delivered, branch, self.scrubber.scrub)
 
     def _environment(self, ws: workspaces.Workspace, branch: str) -> dict[str, str]:
         env = {k: v for k, v in self.setup.base_env.items() if not k.startswith("AGENT_FLEET_")}
