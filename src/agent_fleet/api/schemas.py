@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
-from agent_fleet.domain.states import ExecutionMode, ReceiptStatus
+from agent_fleet.domain.states import ExecutionMode, FailureReason, ReceiptStatus
 from agent_fleet.domain.values import Artifact, Receipt, Usage
 
 MAX_LIST = 256
@@ -137,6 +137,10 @@ class ArtifactBody(Body):
 class UsageBody(Body):
     tokens: int | None = Field(default=None, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: int | None = Field(default=None, ge=0)
 
 
 class ReceiptBody(Body):
@@ -149,6 +153,8 @@ class ReceiptBody(Body):
     artifacts: list[ArtifactBody] = Field(default_factory=list, max_length=100)
     error: LongText | None = None
     usage: UsageBody | None = None
+    # Why a failed run failed, when the runner knows (`stalled`: no progress for too long).
+    reason: Literal["error", "stalled", "no_changes"] | None = None
 
     def to_receipt(self, task_id: str) -> Receipt:
         return Receipt(
@@ -162,7 +168,6 @@ class ReceiptBody(Body):
                 Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in self.artifacts
             ),
             error=self.error,
-            usage=Usage(tokens=self.usage.tokens, cost_usd=self.usage.cost_usd)
-            if self.usage
-            else None,
+            usage=Usage(**self.usage.model_dump()) if self.usage else None,
+            reason=FailureReason(self.reason) if self.reason else None,
         )
