@@ -100,6 +100,7 @@ def test_a_task_completes_with_the_file_the_summary_and_usage(
     agents = admin.get("/api/v1/agents").json()["agents"]
     metadata = next(a for a in agents if a["agent_id"] == f"{cli}-ok")["metadata"]
     assert PINS[cli].version in metadata["cli_version"]
+    assert metadata["cli_version"] in admin.get("/ui/agents").text  # on the dashboard
 
 
 @pytest.mark.timeout(FAILURE_BOUND_SECS + 180)
