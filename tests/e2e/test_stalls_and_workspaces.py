@@ -86,3 +86,37 @@ def test_a_completed_workspace_is_kept_as_configured(
     wait_for(lambda: attempt.exists() == kept, 10, f"workspace kept={kept}")
     if kept:
         assert (attempt / "meta" / "completed").exists()
+
+
+def test_a_silent_run_on_an_ssh_cli_host_stalls(tmp_path: Path) -> None:
+    """The same rule in push mode: the server watches the run's log on the host."""
+    from tests.e2e.test_ssh_cli import AGENT_TYPES, host_block, make
+
+    server = ServerProcess(
+        tmp_path,
+        orchestrator={
+            "dispatch_interval_secs": 1,
+            "ssh_poll_interval_secs": 0.2,
+            "default_max_retries": 0,
+        },
+        extra_toml=host_block("h1", tmp_path / "runs", None)
+        + AGENT_TYPES
+        + "idle_timeout_secs = 2\n",
+    ).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as admin:
+            task_id = make(admin, "HANG 120")
+            wait_for(lambda: task(admin, task_id)["state"] == "failed", 60, "stalled")
+            failure = task(admin, task_id)["failure"]
+            assert failure["reason"] == "stalled", failure
+            assert "no progress for" in failure["message"]
+            # The run was stopped, not left hanging for its two minutes.
+            wait_for(
+                lambda: bool(list((tmp_path / "runs").glob("*/attempt-0/meta/exit"))),
+                30,
+                "the run's exit recorded",
+            )
+    finally:
+        server.stop()
