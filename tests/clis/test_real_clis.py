@@ -17,7 +17,7 @@ import pytest
 
 from tests.clis.conftest import CODEX_IDLE_SECS, KEY, WRONG_KEY, ModelServer, Spawn
 from tests.clis.install import PINS
-from tests.clis.model_standin import FILE_NAME, FILE_TEXT, FINAL_TEXT, USAGE
+from tests.clis.standin_script import FILE_NAME, FILE_TEXT, FINAL_TEXT, USAGE
 from tests.e2e.agents import AgentProcess
 from tests.e2e.helpers import create, task
 from tests.e2e.server import ADMIN_TOKEN, ServerProcess

@@ -35,6 +35,7 @@ def test_claude_success_splits_usage_and_keeps_the_reported_cost(name: str) -> N
     ("name", "message"),
     [
         ("claude-2.1.197-down.jsonl", "API Error: Unable to connect to API (ConnectionRefused)"),
+        ("claude-2.1.197-401.jsonl", "Invalid API key · Fix external API key"),
         ("claude-2.1.197-401-json-format.json", "Invalid API key · Fix external API key"),
     ],
 )
