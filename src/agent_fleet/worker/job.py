@@ -4,7 +4,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -161,7 +161,9 @@ class Job:
         return self._from_outcome(outcome, exit.code, text, started)
 
     @staticmethod
-    async def _wait(process: AgentProcess, on_output: Any, watch: IdleWatch) -> Exit:
+    async def _wait(
+        process: AgentProcess, on_output: Callable[[bytes], Awaitable[None]], watch: IdleWatch
+    ) -> Exit:
         """The process's end, with the idle watch beside it (it may stop the process)."""
         async with asyncio.TaskGroup() as group:
             guard = group.create_task(watch.guard(process))
@@ -174,7 +176,7 @@ class Job:
         note = f"no progress for {limit} s: stopped"
         shipper.append(f"\n[agent-fleet] {note}\n".encode())
         log.warning("task stalled", task_id=self.task_id, idle_timeout_secs=limit)
-        last = self.output.decode("utf-8", errors="replace").strip().splitlines()[-1:]
+        last = self.output[-4096:].decode("utf-8", errors="replace").strip().splitlines()[-1:]
         error = f"{note}; last output: {tail(last[0], 500)}" if last else note
         receipt = self._receipt("failed", error, started, error=error)
         receipt["reason"] = "stalled"
