@@ -147,6 +147,14 @@ def test_aider_error_before_a_later_edit_does_not_fail() -> None:
     assert outcome.error is None
 
 
+def test_aider_crashing_after_an_edit_still_fails() -> None:
+    text = "Applied edit to a.py\nTraceback (most recent call last):\nKeyboardInterrupt\n"
+    outcome = adapter_for("aider").read_outcome(text, 1)
+    verdict = judge(outcome, 1, text)
+    assert not verdict.completed and verdict.error is not None
+    assert verdict.error.startswith("exit code 1:")
+
+
 def test_aider_without_an_edit_fails_even_on_exit_0() -> None:
     outcome = adapter_for("aider").read_outcome("Tokens: 1k sent, 5 received.\nOK\n", 0)
     verdict = judge(outcome, 0, "")

@@ -71,7 +71,6 @@ class AiderAdapter(PlainText):
             pr_urls=find_pr_urls(output),
             usage=_usage(output),
             error=error,
-            trust_exit_code=False,
         )
 
 

@@ -26,15 +26,13 @@ class RunSpec:
 class Outcome:
     """What an adapter read from the CLI's output.
 
-    `error` is the CLI's own account of a failure (the run failed when it is set);
-    `trust_exit_code` is False for a CLI whose exit status says nothing (aider exits 0
-    when every model call failed), so that only what it printed decides."""
+    `error` is the CLI's own account of a failure: the run failed when it is set, also
+    on exit 0 (aider exits 0 when every model call failed)."""
 
     summary: str
     pr_urls: tuple[str, ...] = ()
     usage: Usage | None = None
     error: str | None = None
-    trust_exit_code: bool = True
 
 
 class AgentAdapter(Protocol):
@@ -67,13 +65,13 @@ class Verdict:
 
 
 def judge(outcome: Outcome, exit_code: int, output: str) -> Verdict:
-    """The CLI's own error fails the run; otherwise exit 0 completes (for a CLI whose exit
-    code means something), with the output's tail as the summary when the adapter found
-    none; any other exit fails with the exit code and tail."""
+    """The CLI's own error fails the run; otherwise exit 0 completes, with the output's
+    tail as the summary when the adapter found none; any other exit fails with the exit
+    code and tail."""
     summary = outcome.summary or tail(output)
     if outcome.error is not None:
         return Verdict(completed=False, summary=summary, error=outcome.error)
-    if outcome.trust_exit_code and exit_code != 0:
+    if exit_code != 0:
         return Verdict(
             completed=False, summary=summary, error=f"exit code {exit_code}: {tail(output, 1000)}"
         )
