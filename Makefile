@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean system-deps
+.PHONY: run test lint bench clean system-deps clis
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -19,9 +19,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/agent-fleet serve $(ARGS)
 
-## test: the whole test suite (unit, contract, end to end, browser)
-test: $(STAMP) system-deps
+## test: the whole test suite (unit, contract, end to end, browser, real agent CLIs)
+test: $(STAMP) system-deps clis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## clis: the real agent CLIs at the versions tests/clis pins (Claude Code and Codex from
+## npm, aider from PyPI), installed once into ~/.cache/agent-fleet/clis (or
+## $$AGENT_FLEET_CLI_CACHE) and reused; skipped with a note when a registry is unreachable
+clis: $(STAMP)
+	$(PY) -m tests.clis.install
 
 ## system-deps: Debian packages the tests use (Chromium for the dashboard, OpenSSH's sshd
 ## for ssh_cli), installed when root

@@ -1,12 +1,16 @@
 """The one place that picks concrete adapters from the settings and wires them."""
 
+import getpass
 import ipaddress
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.base import AgentAdapter
 from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AgentAuth, AuthConfig
 from agent_fleet.api.hosts import AllowedHosts
@@ -91,6 +95,7 @@ def fleet_options(settings: Settings) -> FleetOptions:
         dispatch_interval=timedelta(seconds=orch.dispatch_interval_secs),
         ssh_poll_interval=timedelta(seconds=orch.ssh_poll_interval_secs),
         keep_failed_workspaces_days=orch.keep_failed_workspaces_days,
+        keep_completed_workspaces=timedelta(hours=orch.keep_completed_workspaces_hours),
         reconcile_interval=timedelta(seconds=settings.forgejo.reconcile_interval_secs),
         max_review_rounds=settings.forgejo.max_review_rounds,
     )
@@ -139,10 +144,15 @@ def host_slots(settings: Settings) -> list[Slot]:
             agent_type=agent.agent_type,
             capabilities=tuple(dict.fromkeys(agent.capabilities)),
             max_concurrency=agent.max_concurrency,
+            idle_timeout=_seconds(settings.idle_timeout_secs(agent.agent_type)),
         )
         for host in settings.hosts
         for agent in host.agents
     ]
+
+
+def _seconds(secs: float | None) -> timedelta | None:
+    return None if secs is None else timedelta(seconds=secs)
 
 
 def host_runner(settings: Settings) -> HostRunner:
@@ -169,16 +179,31 @@ def host_runner(settings: Settings) -> HostRunner:
                 shell=shell,
                 work_dir=host.work_dir,
                 git_ssh_command=ssh_command(host.git_ssh_key_path, host.git_known_hosts),
+                as_root=runs_as_root(host.hostname, host.ssh_user),
             )
         )
     forgejo = settings.forgejo
     return HostRunner(
         hosts,
         server_url=public_url(settings),
-        commands={name: list(t.command) for name, t in settings.agent_types.items()},
+        adapters=lambda agent_type: agent_type_adapter(settings, agent_type),
         git_base_url=forgejo.clone_url or forgejo.url,
         author=CommitAuthor(forgejo.commit_author_name, forgejo.commit_author_email),
     )
+
+
+def agent_type_adapter(settings: Settings, agent_type: str) -> AgentAdapter:
+    """The adapter of an agent type, as `[agent_types.<type>]` shapes it."""
+    own = settings.agent_type(agent_type)
+    return adapter_for(agent_type, own.command, sandbox=own.sandbox)
+
+
+def runs_as_root(hostname: str, ssh_user: str | None) -> bool:
+    """Whether a host's CLIs run as root: locally, as we do; over SSH, as the login user
+    (asyncssh logs in as the local user when none is given)."""
+    if hostname == "localhost":
+        return os.geteuid() == 0
+    return (ssh_user or getpass.getuser()) == "root"
 
 
 def public_url(settings: Settings) -> str:

@@ -3,14 +3,18 @@
 import asyncio
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.base import AgentAdapter
+from agent_fleet.config import ConfigError, Settings, load_settings
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME
 from agent_fleet.logs import configure_logging
+from agent_fleet.worker.cli_check import CliInfo, CliMissing, check_cli
 from agent_fleet.worker.delivery import TOKEN_ENV, GitOptions
 from agent_fleet.worker.job import AgentSetup
 from agent_fleet.worker.runner import Agent, AgentOptions
@@ -81,6 +85,14 @@ from agent_fleet.worker.runner import Agent, AgentOptions
     show_default=True,
     help="Seconds running tasks get to finish on SIGTERM.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A config file to read [agent_types.<type>] (command, idle_timeout_secs, sandbox) "
+    "and [orchestrator] idle_timeout_secs and keep_* from; embedded defaults without.",
+)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def agent_command(
@@ -98,6 +110,7 @@ def agent_command(
     git_known_hosts: str | None,
     git_username: str,
     shutdown_grace: float,
+    config_path: Path | None,
     log_format: str,
     command: tuple[str, ...],
 ) -> None:
@@ -109,17 +122,29 @@ def agent_command(
     After a completed run in a clone, what the CLI left uncommitted is committed and the
     branch task/<id> pushed. A token for pushing over HTTPS is read from the environment
     (AGENT_FLEET_GIT_TOKEN), never from the command line.
+    The CLI must be on PATH at start; its `--version` is printed and registered.
     """
     configure_logging(log_format)
     hostname = socket.gethostname()
+    settings = _settings(config_path)
+    own = settings.agent_type(agent_type)
+    argv = list(command) or own.command
+    try:
+        adapter = adapter_for(agent_type, argv, sandbox=own.sandbox)
+    except FleetError as e:  # fail now, not on the first task
+        raise click.UsageError(str(e)) from e
+    env = dict(os.environ)
+    cli = _check_cli(adapter, env)
+    idle = settings.idle_timeout_secs(agent_type)
+    orch = settings.orchestrator
     setup = AgentSetup(
         server=server,
         agent_id=agent_id or f"{agent_type}@{hostname}",
         agent_type=agent_type,
-        command=list(command) or None,
+        command=argv,
         work_dir=work_dir.resolve(),
         git_base_url=git_base_url,
-        base_env=dict(os.environ),
+        base_env=env,
         git=GitOptions(
             author_name=git_author_name,
             author_email=git_author_email,
@@ -128,15 +153,42 @@ def agent_command(
             token=os.environ.get(TOKEN_ENV) or None,
             username=git_username,
         ),
+        adapter=adapter,
+        idle_timeout=timedelta(seconds=idle) if idle else None,
+        keep_completed=timedelta(hours=orch.keep_completed_workspaces_hours),
+        as_root=os.geteuid() == 0,
     )
     options = AgentOptions(
         capabilities=list(capabilities),
         max_concurrency=max_concurrency,
         shutdown_grace_secs=shutdown_grace,
         hostname=hostname,
+        metadata={"cli": Path(cli.path).name, "cli_version": cli.version},
+        keep_failed=timedelta(days=orch.keep_failed_workspaces_days),
     )
-    try:
-        adapter_for(agent_type, setup.command)  # fail now, not on the first task
-    except FleetError as e:
-        raise click.UsageError(str(e)) from e
     asyncio.run(Agent(setup, options, token).run())
+
+
+def _settings(config_path: Path | None) -> Settings:
+    """The agent's settings: `[agent_types.<type>]` and the workspace and idle-timeout
+    keys of `[orchestrator]` (the server's file will do); embedded defaults without one."""
+    try:
+        loaded = load_settings(config_path, os.environ)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return loaded.settings
+
+
+def _check_cli(adapter: AgentAdapter, env: dict[str, str]) -> CliInfo:
+    """The CLI must be there before we take work; its version is printed and registered."""
+    try:
+        cli = asyncio.run(check_cli(adapter, env))
+    except CliMissing as e:
+        raise click.ClickException(
+            f"agent CLI {e.program!r} not found on PATH; install it (see "
+            "docs/agent-onboarding-guide.md) or give its command after --"
+        ) from e
+    click.echo(f"agent CLI: {cli.path} ({cli.version or 'version unknown'})", err=True)
+    return cli

@@ -24,12 +24,14 @@ from pydantic import (
 )
 
 from agent_fleet.adapters import BUILT_IN
+from agent_fleet.adapters.codex import SandboxMode
 from agent_fleet.config_keys import check_keys
 from agent_fleet.domain.errors import FleetError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 #: A shorter token can be guessed; the server still starts, with a warning.
 MIN_TOKEN_CHARS = 16
+DEFAULT_IDLE_TIMEOUT_SECS = 300.0
 SafeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 #: Environment variables that win over the file (secrets and the store URL).
@@ -129,7 +131,12 @@ class OrchestratorConfig(Section):
     retry_backoff_max_secs: float = Field(default=600.0, ge=0)
     sweep_interval_secs: float = Field(default=1.0, gt=0)
     keep_failed_workspaces_days: int = Field(default=7, ge=0)
+    # A completed task's workspace is kept this long, then collected (0: at once).
+    keep_completed_workspaces_hours: float = Field(default=24.0, ge=0)
     ssh_poll_interval_secs: float = Field(default=2.0, gt=0)
+    # A run with no new output (no new event, for JSON CLIs) this long is stopped and
+    # fails `stalled`; [agent_types.X] idle_timeout_secs overrides it per type (0: never).
+    idle_timeout_secs: float = Field(default=DEFAULT_IDLE_TIMEOUT_SECS, ge=0)
 
 
 class HostAgentConfig(Section):
@@ -156,7 +163,13 @@ class HostConfig(Section):
 
 
 class AgentTypeConfig(Section):
-    command: list[str] = Field(min_length=1)
+    """How to run one agent type: a command template (needed unless the type is built
+    in), and settings that also apply to the built-in ones."""
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    idle_timeout_secs: float | None = Field(default=None, ge=0)
+    # Codex only: its --sandbox mode.
+    sandbox: SandboxMode | None = None
 
 
 class Settings(Section):
@@ -186,6 +199,26 @@ class Settings(Section):
                         f"built in ({', '.join(sorted(BUILT_IN))}) nor an [agent_types] entry"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _custom_types_have_commands(self) -> "Settings":
+        for name, agent_type in self.agent_types.items():
+            if agent_type.command is None and name not in BUILT_IN:
+                raise ValueError(
+                    f"agent_types.{name}.command: needed, {name!r} is not built in "
+                    f"({', '.join(sorted(BUILT_IN))})"
+                )
+        return self
+
+    def agent_type(self, name: str) -> AgentTypeConfig:
+        """The settings of one agent type (an empty entry when it has none)."""
+        return self.agent_types.get(name) or AgentTypeConfig()
+
+    def idle_timeout_secs(self, agent_type: str) -> float | None:
+        """How long a run of this type may show no progress; None: for ever."""
+        own = self.agent_type(agent_type).idle_timeout_secs
+        limit = self.orchestrator.idle_timeout_secs if own is None else own
+        return limit or None
 
     @property
     def store_url(self) -> str:

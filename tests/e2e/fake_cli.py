@@ -2,10 +2,10 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>,
-EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as DESIGN §5 allows) and
-then exits 1. EDIT changes files in the workspace without committing (what most CLIs
-leave); COMMIT then commits them itself, as aider does.
+choose what it does: FAIL, SLEEP <secs>, HANG <secs> (silent), RECEIPT, POST, LEAK, LIST,
+ECHO, PIDFILE <path>, EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as
+DESIGN §5 allows) and then exits 1. EDIT changes files in the workspace without committing
+(what most CLIs leave); COMMIT then commits them itself, as aider does.
 """
 
 import json
@@ -37,6 +37,8 @@ def main() -> int:
             print(f"working step {step}", flush=True)
             step += 1
             time.sleep(0.2)
+    if "HANG" in words:
+        time.sleep(float(words[words.index("HANG") + 1]))  # no output at all: a stall
     if "LIST" in words:
         head = Path(".git/HEAD").read_text().strip() if Path(".git/HEAD").exists() else "-"
         print(f"files {sorted(p.name for p in Path('.').iterdir())} head {head}", flush=True)

@@ -141,8 +141,12 @@ def test_tasks_run_on_the_host_and_hostile_text_stays_data(
     assert receipted["state"] == "review_pending"
     assert receipted["receipt"]["summary"] == "opened a pull request"
     assert receipted["receipt"]["usage"]["tokens"] == 321
-    # Completed workspaces are removed; nothing is left running.
-    wait_for(lambda: not list((tmp_path / "runs").glob("*/attempt-*")), 10, "tidy work dir")
+    # Completed workspaces are kept (marked, for keep_completed_workspaces_hours).
+    wait_for(
+        lambda: len(list((tmp_path / "runs").glob("*/attempt-*/meta/completed"))) == 2,
+        10,
+        "completed workspaces marked",
+    )
 
 
 def test_a_receipt_the_cli_posts_itself_wins_over_its_exit_status(

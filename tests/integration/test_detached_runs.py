@@ -3,6 +3,7 @@ scripts, the same tests. Hostile text stays data; stop kills the whole process g
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -190,3 +191,27 @@ def _wait_for_text(path: Path, limit_secs: float = 10.0) -> None:
     while not (path.exists() and path.read_text().strip()):
         assert time.monotonic() < deadline, f"{path} never written"
         time.sleep(0.02)
+
+
+def test_purge_keeps_completed_runs_for_their_hours_and_failed_for_their_days(
+    make_shell: MakeShell, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    hour_ago, three_days_ago = time.time() - 3600, time.time() - 3 * 86400
+
+    async def scenario() -> None:
+        async with hosted(make_shell, work) as runs:
+            for task_id in ("done-old", "done-new", "failed-old", "failed-new"):
+                await runs.prepare(run_paths(str(work), task_id, 0), task_id, "p", None, "b")
+            for task_id in ("done-old", "done-new"):
+                await runs.mark_completed(run_paths(str(work), task_id, 0))
+            os.utime(work / "done-old/attempt-0/meta/completed", (hour_ago, hour_ago))
+            for old in ("failed-old/attempt-0", "done-new/attempt-0"):
+                os.utime(work / old, (three_days_ago, three_days_ago))
+            await runs.purge_older_than(days=2, completed_minutes=30)
+
+    asyncio.run(scenario())
+    # A completed run goes by its mark's age, whatever its directory's; a failed one by
+    # its directory's days. Empty task directories go too.
+    assert sorted(p.name for p in work.iterdir()) == ["done-new", "failed-new"]

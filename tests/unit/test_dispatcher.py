@@ -30,6 +30,7 @@ class ScriptedHosts:
         self.runs: dict[RunKey, HostRun] = {}
         self.stopped: list[RunKey] = []
         self.removed: list[RunKey] = []
+        self.marked: list[RunKey] = []
 
     def _check(self, host_id: str) -> None:
         if host_id in self.down:
@@ -58,8 +59,14 @@ class ScriptedHosts:
         self.removed.append(key)
         self.runs.pop(key, None)
 
-    async def purge(self, host_id: str, older_than_days: int) -> None:
+    async def purge(self, host_id: str, older_than_days: int, completed_after: timedelta) -> None:
         return None
+
+    async def mark_completed(self, key: RunKey) -> None:
+        self.marked.append(key)
+
+    def shows_progress(self, agent_type: str, output: bytes) -> bool:
+        return bool(output.strip())
 
     async def close(self) -> None:
         return None

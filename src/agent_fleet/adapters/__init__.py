@@ -3,7 +3,7 @@
 from agent_fleet.adapters.aider import AiderAdapter
 from agent_fleet.adapters.base import AgentAdapter
 from agent_fleet.adapters.claude import ClaudeAdapter
-from agent_fleet.adapters.codex import CodexAdapter
+from agent_fleet.adapters.codex import DEFAULT_SANDBOX, CodexAdapter, SandboxMode
 from agent_fleet.adapters.template import TemplateAdapter
 from agent_fleet.domain.errors import InvalidInput
 
@@ -25,10 +25,16 @@ class UnknownAgentType(InvalidInput):
         )
 
 
-def adapter_for(agent_type: str, command: list[str] | None = None) -> AgentAdapter:
-    """A given command always wins; else the built-in adapter of that type."""
+def adapter_for(
+    agent_type: str, command: list[str] | None = None, *, sandbox: SandboxMode | None = None
+) -> AgentAdapter:
+    """A given command always wins; else the built-in adapter of that type (`sandbox`:
+    Codex's sandbox mode, from `[agent_types.<type>] sandbox`)."""
     if command:
         return TemplateAdapter(command)
-    if agent_type in BUILT_IN:
-        return BUILT_IN[agent_type]()
+    kind = BUILT_IN.get(agent_type)
+    if kind is CodexAdapter:
+        return CodexAdapter(sandbox or DEFAULT_SANDBOX)
+    if kind is not None:
+        return kind()
     raise UnknownAgentType(agent_type)

@@ -3,13 +3,13 @@
 import json
 import string
 
-from agent_fleet.adapters.base import Outcome, RunSpec, find_pr_urls, tail
+from agent_fleet.adapters.base import Outcome, PlainText, RunSpec, find_pr_urls, tail
 from agent_fleet.domain.errors import InvalidInput
 
 PLACEHOLDERS = frozenset({"prompt_file", "workspace", "receipt_file", "task_id", "branch", "repo"})
 
 
-class TemplateAdapter:
+class TemplateAdapter(PlainText):
     name = "template"
 
     def __init__(self, command: list[str]) -> None:
@@ -23,6 +23,9 @@ class TemplateAdapter:
                     allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
                     raise InvalidInput("command", f"unknown placeholder {{{field}}}; use {allowed}")
         self.command = list(command)
+
+    def version_argv(self) -> None:
+        return None  # any program: it may not know --version (its presence is checked)
 
     def argv(self, spec: RunSpec) -> list[str]:
         values = {

@@ -21,7 +21,7 @@ from pydantic import (
 from agent_fleet.api.limits import TEXT_LIMITS
 from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
-from agent_fleet.domain.states import ExecutionMode, ReceiptStatus
+from agent_fleet.domain.states import ExecutionMode, FailureReason, ReceiptStatus
 from agent_fleet.domain.values import Receipt, Usage
 
 MAX_LIST = 256
@@ -185,6 +185,10 @@ class LogChunkBody(AgentRef):
 class UsageBody(Body):
     tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     cost_usd: float | None = Field(default=None, ge=0, le=MAX_COST_USD)
+    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cache_read_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cache_write_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
 
 
 class ReceiptBody(Body):
@@ -197,6 +201,8 @@ class ReceiptBody(Body):
     artifacts: Artifacts = Field(default_factory=list)
     error: EventText | None = None
     usage: UsageBody | None = None
+    # Why a failed run failed, when the runner knows (`stalled`: no progress for too long).
+    reason: Literal["error", "stalled", "no_changes"] | None = None
 
     def to_receipt(self, task_id: str) -> Receipt:
         return Receipt(
@@ -208,7 +214,6 @@ class ReceiptBody(Body):
             summary=self.summary,
             artifacts=tuple(a.to_artifact() for a in self.artifacts),
             error=self.error,
-            usage=Usage(tokens=self.usage.tokens, cost_usd=self.usage.cost_usd)
-            if self.usage
-            else None,
+            usage=Usage(**self.usage.model_dump()) if self.usage else None,
+            reason=FailureReason(self.reason) if self.reason else None,
         )

@@ -55,6 +55,9 @@ class FailureReason(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
 
 
+#: Failure reasons an agent's receipt may name (anything else it says is `error`).
+RECEIPT_REASONS = frozenset({FailureReason.ERROR, FailureReason.STALLED, FailureReason.NO_CHANGES})
+
 #: Failures that are a person's (or a budget's) decision: never retried automatically.
 NEVER_AUTO_RETRIED = frozenset({FailureReason.PR_CLOSED, FailureReason.BUDGET_EXCEEDED})
 

@@ -31,6 +31,7 @@ from agent_fleet.domain.policies import RetryPolicy, retry_due_at
 from agent_fleet.domain.states import (
     FINAL_STATES,
     HELD_STATES,
+    RECEIPT_REASONS,
     RETRYABLE_STATES,
     ExecutionMode,
     FailureReason,
@@ -382,6 +383,8 @@ def accept_receipt(
     reason = (
         FailureReason.PARTIAL if receipt.status is ReceiptStatus.PARTIAL else FailureReason.ERROR
     )
+    if receipt.reason in RECEIPT_REASONS and receipt.status is ReceiptStatus.FAILED:
+        reason = receipt.reason
     message = receipt.error or receipt.summary or f"agent reported {receipt.status}"
     return fail(task, reason, message, now, actor, policy, receipt=receipt)
 

@@ -54,6 +54,8 @@ class Receipt:
     artifacts: tuple[Artifact, ...] = ()
     error: str | None = None
     usage: Usage | None = None
+    #: Why a failed run failed, when the runner knows better than "error" (`stalled`).
+    reason: FailureReason | None = None
 
     def pr_urls(self) -> tuple[str, ...]:
         return tuple(a.url for a in self.artifacts if a.type == "pr" and a.url)

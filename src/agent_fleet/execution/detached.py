@@ -97,9 +97,21 @@ _READ_FROM = r"""
 tail -c "+$(($2 + 1))" -- "$1" | head -c "$3"
 """
 
-_PURGE = (
-    r"""find "$1" -mindepth 2 -maxdepth 2 -name 'attempt-*' -mtime "+$2" -exec rm -rf -- {} +"""
-)
+# Completed attempts (marked meta/completed) once the mark is $3 minutes old; the others
+# (failed, stopped) once untouched for $2 days; then task directories left empty.
+_PURGE = r"""
+find "$1" -mindepth 2 -maxdepth 2 -name 'attempt-*' ! -exec test -e '{}/meta/completed' ';' \
+  -mtime "+$2" -exec rm -rf -- {} +
+find "$1" -mindepth 4 -maxdepth 4 -path '*/attempt-*/meta/completed' -mmin "+$3" |
+while IFS= read -r mark; do
+  run=${mark%/meta/completed}
+  rm -rf -- "$run"
+done
+find "$1" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null
+exit 0
+"""
+
+_MARK_COMPLETED = r"""[ -d "$1/meta" ] && touch -- "$1/meta/completed"; exit 0"""
 
 
 class RunState(StrEnum):
@@ -234,8 +246,14 @@ class DetachedRuns:
     async def remove(self, paths: RunPaths) -> None:
         await self._sh(_REMOVE, paths.root)
 
-    async def purge_older_than(self, days: int) -> None:
-        await self._sh(_PURGE, self.work_dir, str(int(days)), limit_secs=120)
+    async def purge_older_than(self, days: int, completed_minutes: int) -> None:
+        """Failed runs older than `days`, completed ones marked `completed_minutes` ago."""
+        await self._sh(
+            _PURGE, self.work_dir, str(int(days)), str(int(completed_minutes)), limit_secs=120
+        )
+
+    async def mark_completed(self, paths: RunPaths) -> None:
+        await self._sh(_MARK_COMPLETED, paths.root)
 
     async def _must(self, argv: list[str], what: str, limit_secs: float = 30.0) -> None:
         done = await self.shell.run(argv, limit_secs=limit_secs)

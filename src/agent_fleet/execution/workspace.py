@@ -1,6 +1,7 @@
 """Per-task, per-attempt workspaces under a work dir, safe against hostile task ids."""
 
 import asyncio
+import contextlib
 import re
 import shutil
 from collections.abc import Mapping
@@ -47,6 +48,11 @@ class Workspace:
     @property
     def output_file(self) -> Path:
         return self.meta / "output.log"
+
+    @property
+    def completed_mark(self) -> Path:
+        """Present once the attempt completed; its age says when to collect the workspace."""
+        return self.meta / "completed"
 
 
 def workspace_for(work_dir: Path, task_id: str, attempt: int) -> Workspace:
@@ -103,3 +109,9 @@ async def _git(*args: str, env: Mapping[str, str] | None = None) -> None:
 
 def remove(ws: Workspace) -> None:
     shutil.rmtree(ws.root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        ws.root.parent.rmdir()  # the task's directory, once no attempt is left in it
+
+
+def mark_completed(ws: Workspace) -> None:
+    ws.completed_mark.touch()

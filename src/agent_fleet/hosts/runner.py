@@ -2,13 +2,14 @@
 workspaces, found again by surveying each host's work dir (so a restart loses nothing)."""
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent_fleet.adapters import adapter_for
-from agent_fleet.adapters.base import RunSpec, judge, tail
+from agent_fleet.adapters.base import AgentAdapter, RunSpec, judge, shows_progress, tail
 from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
@@ -34,6 +35,7 @@ class Host:
     work_dir: str
     #: `GIT_SSH_COMMAND` for the host's deploy key (clone and push), else the host's own.
     git_ssh_command: str | None = None
+    as_root: bool = False  # the CLIs run as root there (Claude Code then needs IS_SANDBOX=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,10 @@ class CommitAuthor:
 class _WrittenUsage(BaseModel):
     tokens: int | None = Field(default=None, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: int | None = Field(default=None, ge=0)
 
 
 class _WrittenReceipt(BaseModel):
@@ -66,16 +72,18 @@ class HostRunner:
         hosts: Sequence[Host],
         *,
         server_url: str,
-        commands: Mapping[str, list[str]],
+        adapters: Callable[[str], AgentAdapter],
         git_base_url: str | None,
         stop_grace_secs: float = STOP_GRACE_SECS,
         author: CommitAuthor = CommitAuthor(),
     ) -> None:
+        """`adapters`: the adapter of an agent type (raises InvalidInput for an unknown one)."""
         self._runs = {h.host_id: DetachedRuns(h.shell, h.work_dir) for h in hosts}
         self._git_ssh = {h.host_id: h.git_ssh_command for h in hosts}
         self._author = author
+        self._as_root = {h.host_id: h.as_root for h in hosts}
         self._server_url = server_url
-        self._commands = dict(commands)
+        self._adapters = adapters
         self._git_base_url = git_base_url.rstrip("/") if git_base_url else None
         self._stop_grace = stop_grace_secs
 
@@ -93,7 +101,7 @@ class HostRunner:
             f"{self._git_base_url}/{order.repo}.git" if order.repo and self._git_base_url else None
         )
         try:
-            adapter = adapter_for(order.agent_type, self._commands.get(order.agent_type))
+            adapter = self._adapters(order.agent_type)
         except InvalidInput as e:  # config check refuses this; a belt for the braces
             raise LaunchFailed(str(e)) from e
         spec = RunSpec(
@@ -127,6 +135,7 @@ class HostRunner:
             ssh_command=ssh,
         )
         git_env = {"GIT_SSH_COMMAND": ssh} if ssh else None
+        env.update(adapter.environment(as_root=self._as_root[key.host_id]))
         try:
             await runs.prepare(paths, key.task_id, order.prompt, clone, order.branch, git_env)
             planned = await runs.shell.run(delivery.plan_argv(paths.meta, paths.work, plan))
@@ -181,22 +190,19 @@ class HostRunner:
                 summary=tail(text),
                 error="the run ended without an exit status (killed, or its host restarted)",
             )
-        adapter = adapter_for(agent_type, self._commands.get(agent_type))
-        outcome = adapter.read_outcome(text, exit_code)
+        outcome = self._adapters(agent_type).read_outcome(text, exit_code)
         verdict = judge(outcome, exit_code, text)
-        usage = (
-            Usage(tokens=outcome.tokens, cost_usd=outcome.cost_usd)
-            if outcome.tokens is not None or outcome.cost_usd is not None
-            else None
-        )
         result = RunResult(
             completed=verdict.completed,
             summary=verdict.summary,
             error=verdict.error,
             artifacts=tuple(Artifact(type="pr", url=url) for url in outcome.pr_urls),
-            usage=usage,
+            usage=outcome.usage,
         )
         return _with_delivery(result, delivered, key.task_id)
+
+    def shows_progress(self, agent_type: str, output: bytes) -> bool:
+        return shows_progress(self._adapters(agent_type), output.decode("utf-8", "replace"))
 
     async def stop(self, key: RunKey) -> None:
         try:
@@ -210,11 +216,18 @@ class HostRunner:
         except (ShellError, RunError) as e:
             raise HostUnreachable(key.host_id, str(e)) from e
 
-    async def purge(self, host_id: str, older_than_days: int) -> None:
+    async def purge(self, host_id: str, older_than_days: int, completed_after: timedelta) -> None:
+        minutes = math.ceil(completed_after.total_seconds() / 60)
         try:
-            await self._host(host_id).purge_older_than(older_than_days)
+            await self._host(host_id).purge_older_than(older_than_days, minutes)
         except (ShellError, RunError) as e:
             raise HostUnreachable(host_id, str(e)) from e
+
+    async def mark_completed(self, key: RunKey) -> None:
+        try:
+            await self._host(key.host_id).mark_completed(self._paths(key))
+        except (ShellError, RunError) as e:
+            raise HostUnreachable(key.host_id, str(e)) from e
 
     async def close(self) -> None:
         for runs in self._runs.values():
@@ -261,7 +274,7 @@ def _read_written(data: bytes) -> RunResult | None:
         raw = _WrittenReceipt.model_validate(json.loads(data))
     except (ValueError, ValidationError):
         return None  # not a receipt: the exit status decides
-    usage = Usage(tokens=raw.usage.tokens, cost_usd=raw.usage.cost_usd) if raw.usage else None
+    usage = Usage(**raw.usage.model_dump()) if raw.usage else None
     return RunResult(
         completed=raw.status is ReceiptStatus.COMPLETED,
         summary=raw.summary,

@@ -22,6 +22,7 @@ class FleetOptions:
     dispatch_interval: timedelta = timedelta(seconds=10)
     ssh_poll_interval: timedelta = timedelta(seconds=2)
     keep_failed_workspaces_days: int = 7
+    keep_completed_workspaces: timedelta = timedelta(hours=24)
     reconcile_interval: timedelta = timedelta(minutes=5)
     comment_interval: timedelta = timedelta(seconds=2)
     max_review_rounds: int = 3

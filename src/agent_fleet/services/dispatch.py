@@ -32,6 +32,7 @@ from agent_fleet.domain.values import Receipt
 from agent_fleet.ports import AgentQuery, HostRun, HostRuns, RunKey, RunOrder, RunPhase
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context, append
+from agent_fleet.services.stalls import ProgressClock
 from agent_fleet.services.tasks import TaskService, new_lease
 
 log = structlog.get_logger("agent_fleet.dispatch")
@@ -46,6 +47,7 @@ PREPARE_LIMIT_SECS = 15 * 60
 BACKOFF_FIRST_SECS = 2.0
 BACKOFF_MAX_SECS = 300.0
 PURGE_EVERY = timedelta(hours=1)
+PURGE_AT_MOST_EVERY = timedelta(minutes=1)
 ACTOR = "dispatcher"
 
 
@@ -58,6 +60,8 @@ class Slot:
     agent_type: str
     capabilities: tuple[str, ...]
     max_concurrency: int
+    #: A run with no progress this long is stopped and fails `stalled` (None: never).
+    idle_timeout: timedelta | None = None
 
     @property
     def agent_id(self) -> AgentId:
@@ -82,6 +86,7 @@ class _Followed:
     # that saw an older picture of it (nothing yet, or a workspace being prepared).
     changed_at: dict[RunKey, datetime] = field(default_factory=dict)
     settled: set[RunKey] = field(default_factory=set)  # ended, log shipped, workspace kept
+    progress: ProgressClock[RunKey] = field(default_factory=ProgressClock)
 
 
 class Dispatcher:
@@ -259,9 +264,12 @@ class Dispatcher:
                 return 0
             case RunPhase.ALIVE:
                 started = await self._start(task) if task.state is TaskState.ASSIGNED else False
-                await self._ship_log(task, key)
+                shipped = await self._ship_log(task, key)
+                if await self._stop_if_stalled(slot, task, key, shipped):
+                    return 1
                 return int(started)
             case RunPhase.EXITED | RunPhase.VANISHED:
+                self._followed.progress.forget(key)
                 if task.state is TaskState.ASSIGNED:
                     # It ran (and ended) while we were down, before we recorded the start.
                     await self._start(task)
@@ -300,7 +308,11 @@ class Dispatcher:
         await self._ship_log(task, key)  # the tail written after the receipt
         if run.phase is RunPhase.ALIVE:
             return 0  # it posted its receipt and is finishing up: let it
-        if succeeded or task.state is TaskState.CANCELLED:
+        keep_completed = self._ctx.options.keep_completed_workspaces
+        if succeeded and keep_completed:
+            await self._runs.mark_completed(key)  # kept a while, then purged
+            self._followed.settled.add(key)
+        elif succeeded or task.state is TaskState.CANCELLED:
             await self._runs.remove(key)
             self._followed.log_offsets.pop(key, None)
         else:
@@ -332,7 +344,25 @@ class Dispatcher:
         log.info("run finished", task_id=task.task_id, exit_code=exit_code, state=str(after.state))
         return 1
 
-    async def _ship_log(self, task: Task, key: RunKey) -> None:
+    async def _stop_if_stalled(self, slot: Slot, task: Task, key: RunKey, output: bytes) -> bool:
+        """A run whose log showed no progress for its idle timeout is stopped (TERM, grace,
+        KILL) and its attempt fails `stalled`, to be retried like any failure."""
+        clock, now = self._followed.progress, self._ctx.clock.now()
+        clock.saw(
+            key, now, progressed=bool(output) and self._runs.shows_progress(slot.agent_type, output)
+        )
+        if not clock.is_stalled(key, now, slot.idle_timeout):
+            return False
+        idle = int(clock.idle_for(key, now).total_seconds())
+        log.warning("run stalled", task_id=task.task_id, attempt=task.attempt, idle_secs=idle)
+        await self._runs.stop(key)
+        clock.forget(key)
+        await self._fail(task, FailureReason.STALLED, f"no progress for {idle} s: stopped")
+        return True
+
+    async def _ship_log(self, task: Task, key: RunKey) -> bytes:
+        """Ship the run's new log bytes; returns them (as read, for stall detection)."""
+        shipped: list[bytes] = []
         offset = self._followed.log_offsets.get(key)
         if offset is None:  # first look since (re)start: continue after what is stored
             _, head = await self._ctx.store.read_log(task.task_id, task.attempt, 0, 0)
@@ -342,6 +372,7 @@ class Dispatcher:
             data = await self._runs.read_log(key, offset, LOG_READ_BYTES)
             if not data:
                 break
+            shipped.append(data)
             clean = data.replace(lease, b"[redacted]") if lease else data
             head = await self._ctx.store.append_log(
                 task.task_id, task.attempt, offset, clean, self._ctx.options.log_limit_bytes
@@ -350,6 +381,7 @@ class Dispatcher:
             if len(data) < LOG_READ_BYTES:
                 break
         self._followed.log_offsets[key] = offset
+        return b"".join(shipped)
 
     def _forget_old_claims(self, now: datetime) -> None:
         old = [k for k, at in self._followed.changed_at.items() if now - at > LAUNCH_GRACE]
@@ -391,9 +423,11 @@ class Dispatcher:
     async def _purge_if_due(self, host_id: str) -> None:
         health = self._hosts[host_id]
         now = self._ctx.clock.now()
-        if health.last_purge is None or now - health.last_purge >= PURGE_EVERY:
+        keep_completed = self._ctx.options.keep_completed_workspaces
+        every = min(PURGE_EVERY, max(keep_completed / 4, PURGE_AT_MOST_EVERY))
+        if health.last_purge is None or now - health.last_purge >= every:
             health.last_purge = now
-            await self._runs.purge(host_id, self._keep_failed_days)
+            await self._runs.purge(host_id, self._keep_failed_days, keep_completed)
 
     # --- decisions --------------------------------------------------------------------
 

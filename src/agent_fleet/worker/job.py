@@ -1,20 +1,22 @@
 """One task on one agent: workspace, the CLI's process, its output, and its receipt."""
 
 import asyncio
+import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from agent_fleet.adapters import adapter_for
-from agent_fleet.adapters.base import Outcome, RunSpec, judge
+from agent_fleet.adapters.base import AgentAdapter, Outcome, RunSpec, judge, shows_progress, tail
 from agent_fleet.execution import workspace as workspaces
 from agent_fleet.execution.environment import agent_environment
-from agent_fleet.execution.process import AgentProcess
+from agent_fleet.execution.process import AgentProcess, Exit
+from agent_fleet.execution.stall import IdleWatch
 from agent_fleet.worker import delivery
 from agent_fleet.worker.client import FleetClient
 from agent_fleet.worker.logship import LogShipper
@@ -37,6 +39,12 @@ class AgentSetup:
     git_base_url: str | None
     base_env: Mapping[str, str]
     git: delivery.GitOptions = field(default_factory=delivery.GitOptions)
+    adapter: AgentAdapter
+    #: No progress this long stops the run, which fails `stalled` (None: never).
+    idle_timeout: timedelta | None = None
+    #: How long a completed task's workspace is kept (zero: removed at once).
+    keep_completed: timedelta = timedelta(hours=24)
+    as_root: bool = False
 
 
 @dataclass(slots=True)
@@ -82,13 +90,18 @@ class Job:
                 await shipper.flush(LOG_FLUSH_SECS)
                 stop_shipping.set()
         if receipt is not None and receipt["status"] == "completed":
-            workspaces.remove(ws)  # failed ones stay for inspection
+            # Kept a while for whoever wants the files (a task without a repo has no
+            # other copy), then collected; failed ones stay longer for inspection.
+            if self.setup.keep_completed:
+                workspaces.mark_completed(ws)
+            else:
+                workspaces.remove(ws)
         return receipt
 
     async def _execute(
         self, ws: workspaces.Workspace, clone: str | None, shipper: LogShipper, started: float
     ) -> dict[str, Any] | None:
-        adapter = adapter_for(self.setup.agent_type, self.setup.command)
+        adapter = self.setup.adapter
         branch = str(self.task["branch_name"])
         git_env = delivery.git_environment(self.setup.base_env, self.setup.git, self.setup.work_dir)
         try:
@@ -106,9 +119,14 @@ class Job:
         )
         argv = adapter.argv(spec)
         env = self._environment(ws, branch)
+        env.update(adapter.environment(as_root=self.setup.as_root))
+        watch = IdleWatch(self.setup.idle_timeout)
 
         async def on_output(piece: bytes) -> None:
-            text = self.scrubber.scrub(piece.decode("utf-8", errors="replace")).encode()
+            decoded = piece.decode("utf-8", errors="replace")
+            if shows_progress(adapter, decoded):
+                watch.progressed()
+            text = self.scrubber.scrub(decoded).encode()
             shipper.append(text)
             self.output += text
             if len(self.output) > OUTPUT_KEEP_BYTES:
@@ -134,11 +152,13 @@ class Job:
         )
         if self.cancelled:
             await self.process.stop()
-        exit = await self.process.wait(on_output)
+        exit = await self._wait(self.process, on_output, watch)
         if self.cancelled:
             shipper.append(f"\n[agent-fleet] stopped: {self.cancelled}\n".encode())
             log.info("task stopped", task_id=self.task_id, reason=self.cancelled)
             return None
+        if watch.stalled:
+            return self._stalled(watch, shipper, started)
         written = _read_receipt_file(ws.receipt_file)
         if written is not None:
             receipt = self._fill(written, started)
@@ -150,6 +170,28 @@ class Job:
             return receipt
         delivered = await delivery.deliver(ws, git_env, on_output)
         return delivery.amend_receipt(receipt, delivered, branch, self.scrubber.scrub)
+
+    @staticmethod
+    async def _wait(
+        process: AgentProcess, on_output: Callable[[bytes], Awaitable[None]], watch: IdleWatch
+    ) -> Exit:
+        """The process's end, with the idle watch beside it (it may stop the process)."""
+        async with asyncio.TaskGroup() as group:
+            guard = group.create_task(watch.guard(process))
+            exit = await process.wait(on_output)
+            guard.cancel()
+        return exit
+
+    def _stalled(self, watch: IdleWatch, shipper: LogShipper, started: float) -> dict[str, Any]:
+        limit = int(watch.limit.total_seconds()) if watch.limit else 0
+        note = f"no progress for {limit} s: stopped"
+        shipper.append(f"\n[agent-fleet] {note}\n".encode())
+        log.warning("task stalled", task_id=self.task_id, idle_timeout_secs=limit)
+        last = self.output[-4096:].decode("utf-8", errors="replace").strip().splitlines()[-1:]
+        error = f"{note}; last output: {tail(last[0], 500)}" if last else note
+        receipt = self._receipt("failed", error, started, error=error)
+        receipt["reason"] = "stalled"
+        return receipt
 
     def _environment(self, ws: workspaces.Workspace, branch: str) -> dict[str, str]:
         env = {k: v for k, v in self.setup.base_env.items() if not k.startswith("AGENT_FLEET_")}
@@ -180,8 +222,8 @@ class Job:
             error=verdict.error,
         )
         receipt["artifacts"] = [{"type": "pr", "url": url} for url in outcome.pr_urls]
-        if outcome.tokens is not None or outcome.cost_usd is not None:
-            receipt["usage"] = {"tokens": outcome.tokens, "cost_usd": outcome.cost_usd}
+        if outcome.usage is not None:
+            receipt["usage"] = dataclasses.asdict(outcome.usage)
         return receipt
 
     def _receipt(

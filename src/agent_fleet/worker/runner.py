@@ -7,11 +7,14 @@ retries those tasks elsewhere); a second SIGINT kills at once.
 
 import asyncio
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
+from agent_fleet.execution.retention import collect
+from agent_fleet.execution.workspace import workspace_for
 from agent_fleet.worker.client import (
     ClientError,
     Credentials,
@@ -25,6 +28,8 @@ from agent_fleet.worker.outbox import Outbox
 from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
+JANITOR_MAX_PERIOD = timedelta(minutes=10)
+JANITOR_MIN_PERIOD = timedelta(seconds=1)
 LONG_POLL_SECS = 20.0
 MAX_HEARTBEAT_PERIOD_SECS = 5.0
 
@@ -35,6 +40,8 @@ class AgentOptions:
     max_concurrency: int
     shutdown_grace_secs: float = 60.0
     hostname: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # registered: the CLI's version
+    keep_failed: timedelta = timedelta(days=7)  # failed workspaces kept this long
 
 
 class Agent:
@@ -63,9 +70,11 @@ class Agent:
             await self.deliver_outbox()
             async with asyncio.TaskGroup() as group:
                 beat = group.create_task(self._heartbeats())
+                janitor = group.create_task(self._collect_workspaces())
                 await self._pull(group)
                 await self._drain()
                 beat.cancel()
+                janitor.cancel()
             await self._deregister_if_abandoning()
         finally:
             await self.client.close()
@@ -95,6 +104,7 @@ class Agent:
             "capabilities": self.options.capabilities,
             "max_concurrency": self.options.max_concurrency,
             "hostname": self.options.hostname,
+            "metadata": self.options.metadata,
         }
         reply = (
             await self.client.call("POST", "/api/v1/agents/register", body, registering=True)
@@ -221,6 +231,27 @@ class Agent:
                 if job is not None:
                     log.info("cancel requested", task_id=task_id)
                     await job.cancel("cancelled on the server")
+
+    async def _collect_workspaces(self) -> None:
+        """Old workspaces collected now and then: completed ones after keep_completed,
+        others after keep_failed; never a running task's."""
+        keep_completed, keep_failed = self.setup.keep_completed, self.options.keep_failed
+        every = min(JANITOR_MAX_PERIOD, max(keep_completed / 4, JANITOR_MIN_PERIOD))
+        while True:
+            busy = {
+                workspace_for(self.setup.work_dir, job.task_id, job.attempt).root
+                for job in self.jobs.values()
+            }
+            removed = await asyncio.to_thread(
+                collect,
+                self.setup.work_dir,
+                keep_completed=keep_completed,
+                keep_failed=keep_failed,
+                busy=busy,
+            )
+            if removed:
+                log.info("workspaces collected", count=len(removed))
+            await asyncio.sleep(every.total_seconds())
 
     async def _drain(self) -> None:
         if not self.jobs:
