@@ -5,6 +5,7 @@ reported as warnings, not errors: a user of the original may carry keys that
 mean nothing here, and must still be able to start.
 """
 
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -12,13 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent_fleet.adapters import BUILT_IN
 from agent_fleet.domain.errors import FleetError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 SafeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+#: A budget in USD: a positive, finite number.
+Usd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: `owner/name` of a repository, or `*` for every repository not named.
+RepoKey = Annotated[str, Field(max_length=200, pattern=r"^(\*|[^/\s]+/[^/\s]+)$")]
 
 #: Environment variables that win over the file (secrets and the store URL).
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -71,6 +84,17 @@ class ForgejoConfig(Section):
     reconcile_interval_secs: float = Field(default=300.0, gt=0)
     # Each API call's timeout (a slow Forgejo is retried like a failing one).
     api_timeout_secs: float = Field(default=10.0, gt=0, le=300)
+    # USD a repository may spend per UTC day before its new tasks are held: one number
+    # for every repository, or a table by `owner/name` (`"*"`: every other repository).
+    daily_budget_usd: dict[RepoKey, Usd] | None = None
+
+    @field_validator("daily_budget_usd", mode="before")
+    @classmethod
+    def _one_budget_for_all(cls, value: Any) -> Any:
+        """A bare number is the table `{"*" = number}`: one limit for every repository."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"*": value}
+        return value
 
 
 class OrchestratorConfig(Section):
@@ -87,6 +111,9 @@ class OrchestratorConfig(Section):
     sweep_interval_secs: float = Field(default=1.0, gt=0)
     keep_failed_workspaces_days: int = Field(default=7, ge=0)
     ssh_poll_interval_secs: float = Field(default=2.0, gt=0)
+    # A task's spend across all its attempts; reaching either ends its retries.
+    max_cost_usd_per_task: Usd | None = None
+    max_tokens_per_task: int | None = Field(default=None, gt=0)
 
 
 class HostAgentConfig(Section):
@@ -254,7 +281,7 @@ def render_toml(data: dict[str, Any]) -> str:
     for section, body in data.items():
         if not body and section in ("hosts", "agent_types"):
             continue
-        if isinstance(body, dict) and all(not isinstance(v, dict) for v in body.values()):
+        if isinstance(body, dict) and section != "agent_types":
             lines += ["", f"[{section}]", *_pairs(body)]
         elif isinstance(body, dict):
             for name, sub in body.items():
@@ -280,6 +307,11 @@ def _value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def _key(key: str) -> str:
+    """A bare TOML key when it may be one (`agent_type`), else quoted (`"acme/widgets"`)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _value(key)

@@ -102,4 +102,8 @@ async def task_detail(request: Request, task_id: str) -> HTMLResponse:
     events = await fleet.tasks.events(task_id)
     online = await fleet.agents.find(AgentQuery(status=AgentStatus.ONLINE))
     context = {"task": task, "events": events, "agents": online}
+    # Spend and budgets: usage per attempt, and why the task stopped retrying, if it did.
+    task, attempts = await fleet.insight.task_spend(task_id)
+    overrun = fleet.ctx.options.retry.budget.overrun(task.spend)
+    context.update(task=task, attempts=attempts, overrun=overrun)
     return templates.TemplateResponse(request, "_task_detail.html", context)
