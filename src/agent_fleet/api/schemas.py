@@ -137,6 +137,15 @@ class ArtifactBody(Body):
 class UsageBody(Body):
     tokens: int | None = Field(default=None, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
+    # Where the tokens went, when the CLI tells (shown per attempt; spend counts `tokens`,
+    # else input + output).
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: int | None = Field(default=None, ge=0)
+
+    def to_usage(self) -> Usage:
+        return Usage(**self.model_dump())
 
 
 class ReceiptBody(Body):
@@ -162,7 +171,5 @@ class ReceiptBody(Body):
                 Artifact(type=a.type, url=a.url, sha=a.sha, branch=a.branch) for a in self.artifacts
             ),
             error=self.error,
-            usage=Usage(tokens=self.usage.tokens, cost_usd=self.usage.cost_usd)
-            if self.usage
-            else None,
+            usage=self.usage.to_usage() if self.usage else None,
         )

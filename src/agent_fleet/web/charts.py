@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
 ROW_HEIGHT = 22
 #: Fill classes (colours live in the page's CSS), cycled for rows without their own.
 PALETTE = ("c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8")
@@ -70,13 +70,20 @@ def _short(value: float) -> str:
         return f"{value / 1_000_000:.1f}M"
     if value >= 10_000:
         return f"{value / 1000:.0f}k"
-    return f"{value:.4g}"
+    return f"{value:.3g}"
 
 
 def lines(
-    title: str, chart: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    title: str,
+    chart: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    keys: Sequence[str] | None = None,
 ) -> Markup:
-    """One polyline per series over the buckets, with a gap where a value is None."""
+    """One polyline per series over the buckets, with a gap where a value is None.
+    `labels` are shown; `keys` (default: the labels) name each bucket in `data-key`."""
+    keys = keys or labels
     known = [v for s in series for v in s.values if v is not None]
     if not known or max(known) <= 0:
         return empty(title, chart)
@@ -95,7 +102,7 @@ def lines(
             points.append(f"{x},{y}")
             shown = f"{_short(value)}{unit}"
             dots.append(
-                dot.format(s.css, x, y, s.name, labels[n], repr(value), s.name, labels[n], shown)
+                dot.format(s.css, x, y, s.name, keys[n], repr(value), s.name, labels[n], shown)
             )
         polyline = Markup('<polyline class="line {}" points="{}"/>')
         polylines.append(polyline.format(s.css, " ".join(points)))
@@ -104,9 +111,15 @@ def lines(
 
 
 def stacked(
-    title: str, chart: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    title: str,
+    chart: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    keys: Sequence[str] | None = None,
 ) -> Markup:
-    """Bars per bucket, one segment per series, stacked from zero."""
+    """Bars per bucket, one segment per series, stacked from zero (`keys` as in `lines`)."""
+    keys = keys or labels
     totals = [sum(s.values[n] or 0 for s in series) for n in range(len(labels))]
     if not totals or max(totals) <= 0:
         return empty(title, chart)
@@ -134,7 +147,7 @@ def stacked(
                     f"{width:.1f}",
                     height,
                     s.name,
-                    label,
+                    keys[n],
                     repr(value),
                     s.name,
                     label,

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from agent_fleet import __version__
+from agent_fleet.codec import ts
 from agent_fleet.domain.report import FleetReport, SpendRow
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.insight import window_length
@@ -72,6 +73,7 @@ def bucket_labels(report: FleetReport) -> list[str]:
 def draw(report: FleetReport) -> dict[str, Markup]:
     """Every chart of the page, from the report alone."""
     labels = bucket_labels(report)
+    keys = [ts(b.start) for b in report.buckets]  # what the report's JSON says
     buckets = report.buckets
     reasons = list(report.failures)
     return {
@@ -80,6 +82,7 @@ def draw(report: FleetReport) -> dict[str, Markup]:
             "queue-depth",
             labels,
             [Series("waiting", [b.queue_depth for b in buckets], "c1")],
+            keys=keys,
         ),
         "wait": charts.lines(
             "Wait from created to assigned (seconds)",
@@ -90,6 +93,7 @@ def draw(report: FleetReport) -> dict[str, Markup]:
                 Series("p95", [b.wait.p95 for b in buckets], "c3"),
             ],
             unit="s",
+            keys=keys,
         ),
         "outcomes": charts.stacked(
             "Completed and failed (by reason)",
@@ -102,6 +106,7 @@ def draw(report: FleetReport) -> dict[str, Markup]:
                     for n, reason in enumerate(reasons)
                 ),
             ],
+            keys=keys,
         ),
         "spend_by_day": _spend_days(report.spend_by_day),
         "spend_by_repo": _spend_bars("Spend by repository", "spend-by-repo", report.spend_by_repo),
@@ -127,11 +132,12 @@ def _priced(rows: tuple[SpendRow, ...]) -> bool:
 def _spend_days(rows: tuple[SpendRow, ...]) -> Markup:
     """USD per UTC day; tokens when no receipt carried a price."""
     names = [r.name[5:] for r in rows]  # MM-DD
+    days = [r.name for r in rows]
     if _priced(rows):
         series = Series("USD", [r.cost_usd for r in rows], "c2")
-        return charts.stacked("Spend per day (USD)", "spend-by-day", names, [series], unit="")
+        return charts.stacked("Spend per day (USD)", "spend-by-day", names, [series], keys=days)
     series = Series("tokens", [r.tokens for r in rows], "c2")
-    return charts.stacked("Spend per day (tokens)", "spend-by-day", names, [series])
+    return charts.stacked("Spend per day (tokens)", "spend-by-day", names, [series], keys=days)
 
 
 def _spend_bars(title: str, chart: str, rows: tuple[SpendRow, ...]) -> Markup:
