@@ -107,13 +107,16 @@ class EventStore(Protocol):
         """Tasks with an event at or after `since`, and tasks waiting in `created`."""
         ...
 
-    async def events_of_streams(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
-        """Every event of these streams, in `seq` order."""
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        """These streams' events as reports read them, stream by stream in version order:
+        all but `task.started`, `task.progress` and `task.pr_updated` (they change neither
+        state nor spend), with free text emptied (`prompt`, `title`, `message`, a
+        receipt's `summary` and `error`)."""
         ...
 
     async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
         """Events carrying receipts (review_pending, completed, failed) at or after `since`
-        of the tasks of `repo` (compared without case), in `seq` order."""
+        of the tasks of `repo` (compared without case), in time order."""
         ...
 
     def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]: ...

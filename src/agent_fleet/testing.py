@@ -7,7 +7,7 @@
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,13 @@ from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import receipt_of
 from agent_fleet.domain.errors import ConcurrencyConflict
-from agent_fleet.domain.events import AnyEvent, is_task_event
+from agent_fleet.domain.events import (
+    AnyEvent,
+    TaskProgress,
+    TaskPrUpdated,
+    TaskStarted,
+    is_task_event,
+)
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import (
@@ -248,9 +254,14 @@ class InMemoryEventStore:
         waiting = {t.task_id for t in self._tasks.values() if t.state is TaskState.CREATED}
         return sorted(touched | waiting)
 
-    async def events_of_streams(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
         wanted = set(stream_ids)
-        return [r for r in self._events if r.event.stream_id in wanted]
+        found = [
+            RecordedEvent(r.seq, _outline(r.event))
+            for r in self._events
+            if r.event.stream_id in wanted and not isinstance(r.event, _NOT_OUTLINED)
+        ]
+        return sorted(found, key=lambda r: (r.event.stream_id, r.event.version))
 
     async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
         def of_repo(stream: str) -> bool:
@@ -283,6 +294,20 @@ class InMemoryEventStore:
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         tasks = sorted(self._tasks.values(), key=lambda t: t.task_id)
         return tasks, sorted(self._agents.values(), key=lambda a: a.agent_id)
+
+
+_NOT_OUTLINED = (TaskStarted, TaskProgress, TaskPrUpdated)
+
+
+def _outline(event: AnyEvent) -> AnyEvent:
+    """The event with its free text emptied, as `event_outlines` promises."""
+    blank: dict[str, object] = {
+        name: "" for name in ("prompt", "title", "message") if hasattr(event, name)
+    }
+    receipt = getattr(event, "receipt", None)
+    if receipt is not None:
+        blank["receipt"] = replace(receipt, summary="", error=None)
+    return replace(event, **blank)  # type: ignore[arg-type]  # the fields named are its own
 
 
 class ManualClock:

@@ -12,9 +12,15 @@ from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
 from agent_fleet.domain.budget import Spend
+from agent_fleet.domain.events import TaskCreated, TaskFailed
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.domain.states import AgentMode, ExecutionMode, ReceiptStatus, TaskState
+from agent_fleet.domain.states import (
+    AgentMode,
+    ExecutionMode,
+    ReceiptStatus,
+    TaskState,
+)
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt, Usage
 from agent_fleet.ports import EventStore, TaskQuery
@@ -122,15 +128,53 @@ async def test_streams_of_a_window_are_the_touched_tasks_and_the_waiting_ones(
 
     streams = await store.task_streams_since(at(100))
     assert sorted(streams) == ["new", "old-touched", "old-waiting"]
-    history = await store.events_of_streams(["old-touched", "new"])
+    history = await store.event_outlines(["old-touched", "new"])
     assert [(r.event.stream_id, r.event.version) for r in history] == [
+        ("new", 1),
         ("old-touched", 1),
         ("old-touched", 2),
         ("old-touched", 3),
-        ("new", 1),
-    ]
-    assert [r.seq for r in history] == sorted(r.seq for r in history)
-    assert await store.events_of_streams([]) == []
+    ]  # stream by stream, each in version order
+    assert [r.seq for r in history if r.event.stream_id == "old-touched"] == sorted(
+        r.seq for r in history if r.event.stream_id == "old-touched"
+    )
+    assert await store.event_outlines([]) == []
+
+
+async def test_outlines_keep_what_reports_count_and_drop_the_free_text(
+    store: EventStore,
+) -> None:
+    await _agent(store)
+    await store.append(created("t", repo="acme/widgets", when=0))
+    task = await _task(store, "t")
+    await store.append(task_model.assign(task, AgentId("a1"), None, Lease("L"), at(5), "a1"))
+    task = await _task(store, "t")
+    await store.append(task_model.report_progress(task, "half way", 0.5, at(6), "a1"))
+    task = await _task(store, "t")
+    spent = Receipt(
+        task_id=TaskId("t"),
+        agent_id=AgentId("a1"),
+        status=ReceiptStatus.FAILED,
+        summary="a long account of what went wrong",
+        error="boom",
+        usage=Usage(tokens=70, cost_usd=0.5),
+    )
+    await store.append(task_model.accept_receipt(task, spent, at(10), "a1", POLICY))
+    full = [r.event for r in await store.stream_events("t")]
+    outlined = [r.event for r in await store.event_outlines(["t"])]
+    assert [type(e).__name__ for e in full] == [
+        "TaskCreated", "TaskAssigned", "TaskStarted", "TaskProgress", "TaskFailed",
+    ]  # fmt: skip
+    made, assigned, failed = outlined  # started and progress change neither state nor spend
+    assert isinstance(made, TaskCreated) and isinstance(failed, TaskFailed)
+    assert (made.prompt, made.title, made.source.repo) == ("", "", "acme/widgets")
+    assert failed.message == "" and failed.receipt is not None
+    assert (failed.receipt.summary, failed.receipt.error) == ("", None)
+    assert failed.receipt.usage == Usage(tokens=70, cost_usd=0.5)
+    original = full[-1]
+    assert isinstance(original, TaskFailed) and original.message == "boom"
+    assert (failed.reason, failed.retry_at) == (original.reason, original.retry_at)
+    assert assigned == full[1]  # nothing to empty
 
 
 async def test_a_repos_receipts_since_a_moment_ignore_case_and_other_repos(

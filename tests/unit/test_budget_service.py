@@ -204,9 +204,9 @@ async def test_a_report_of_now_is_reused_for_a_moment_then_made_again(
 ) -> None:
     first = await fleet.insight.report(timedelta(hours=1))
     await create(fleet, "meanwhile", None)
-    clock.advance(timedelta(seconds=5))
+    clock.advance(timedelta(seconds=20))
     assert await fleet.insight.report(timedelta(hours=1)) is first
-    clock.advance(timedelta(seconds=6))
+    clock.advance(timedelta(seconds=11))
     again = await fleet.insight.report(timedelta(hours=1))
     assert again.tasks_created == first.tasks_created + 1
     exact = await fleet.insight.report(timedelta(hours=1), until=again.until)

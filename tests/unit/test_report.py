@@ -12,15 +12,16 @@ charts and `agent-fleet report` show for that hour worked out below from the tim
     10:21 D completes (run 1200 s; 2000 tokens, $0.20)
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent_fleet.domain import task as t
+from agent_fleet.domain.budget import Spend
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
-from agent_fleet.domain.insight import facts_of
+from agent_fleet.domain.insight import facts_of, state_after
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.report import MAX_ROWS, OTHER, AgentInfo, build_report
 from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
@@ -208,3 +209,30 @@ def test_nearest_rank_and_bucket_sizes() -> None:
     assert bucket_size(timedelta(hours=1)) == FIVE_MINUTES
     assert bucket_size(timedelta(hours=24)) == HOUR
     assert bucket_size(timedelta(days=7)) == DAY
+
+
+def test_facts_read_states_as_the_lifecycle_folds_them() -> None:
+    """`state_after` (the facts' light fold) says what `task.evolve` says, event by event."""
+    odd = History("odd").create("10:00", "acme/widgets").assign("10:01", "a1")
+    odd.apply(t.reroute(odd.now, ("x",), 5, at("10:02"), "webhook"))
+    odd.apply(t.hold_for_budget(odd.now, Spend(cost_usd=9), 1.0, at("10:03"), "op"))
+    odd.apply(t.release(odd.now, at("10:04"), "op", manual=True))
+    odd.assign("10:05", "a1").apply(t.start(odd.now, at("10:06"), "a1"))
+    odd.apply(t.report_progress(odd.now, "half", 0.5, at("10:07"), "a1"))
+    odd.apply(t.lose(odd.now, "silent", at("10:08"), "loop", NO_BACKOFF))
+    odd.apply(t.retry(odd.now, at("10:09"), "op", manual=True))
+    odd.assign("10:10", "a1").receipt("10:11", ReceiptStatus.COMPLETED, 1, 0.0, pr=True)
+    opened = PullRequest(url="https://f.example/o/r/pulls/1", number=1, state=PrState.OPEN)
+    odd.apply(t.update_pr(odd.now, replace(opened, number=2), at("10:12"), "webhook", NO_BACKOFF))
+    odd.apply(t.cancel(odd.now, "enough", at("10:13"), "op"))
+    task: t.Task | None = None
+    for event in [*the_hour(), *odd.events]:
+        before = task.state if task is not None and task.task_id == event.stream_id else None
+        task = t.evolve(task if before is not None else None, event)
+        if before is not None:
+            assert state_after(before, event) is task.state, event
+    facts = facts_of(odd.events)
+    assert [e.outcome for e in facts.ended] == ["failed", "cancelled"]
+    # Waited 10:00-10:01, from the re-route 10:02 to 10:05 (held meanwhile), 10:09-10:10.
+    assert [w.seconds for w in facts.waited] == [60, 180, 60]
+    assert all(q.left is not None for q in facts.queued) and len(facts.queued) == 3

@@ -52,9 +52,12 @@ def usage_tokens(usage: Usage) -> int | None:
 
 def receipt_of(event: AnyEvent) -> Receipt | None:
     """The receipt an event records, when it ends an attempt with one."""
-    if isinstance(event, TaskReviewPending | TaskCompleted | TaskFailed):
+    if isinstance(event, _WITH_RECEIPTS):
         return event.receipt
     return None
+
+
+_WITH_RECEIPTS = (TaskReviewPending, TaskCompleted, TaskFailed)  # a tuple: faster than a union
 
 
 def spend_of(events: Iterable[AnyEvent]) -> Spend:

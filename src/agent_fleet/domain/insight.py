@@ -1,17 +1,17 @@
 """What happened to tasks, as flat facts read off their event histories (pure).
 
 A report (`domain/report.py`) counts these facts in a time window. Each history is
-folded with the same `evolve` as the projections, so a fact means exactly what
-the lifecycle says: a task waits in the queue from `task.created`, `task.retried`
-or a re-route of an assigned task until it is assigned (or cancelled); a run lasts
-from its assignment until the task stops being held.
+read with the lifecycle's own states (`state_after` is what `task.evolve` sets; a test
+holds them equal): a task waits in the queue from `task.created`, `task.retried` or a
+re-route of an assigned task until it is assigned (or cancelled); a run lasts from its
+assignment until the task stops being held.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
-from agent_fleet.domain import task as task_model
 from agent_fleet.domain.budget import Spend, receipt_of
 from agent_fleet.domain.events import (
     TaskAgentLost,
@@ -21,9 +21,16 @@ from agent_fleet.domain.events import (
     TaskCreated,
     TaskEvent,
     TaskFailed,
+    TaskHeld,
+    TaskProgress,
+    TaskPrUpdated,
+    TaskReleased,
+    TaskRerouted,
+    TaskRetried,
+    TaskReviewPending,
+    TaskStarted,
 )
 from agent_fleet.domain.states import HELD_STATES, FailureReason, TaskState
-from agent_fleet.domain.task import Task
 
 #: States that end a run with a result (a re-route or a cancel ends it with none).
 RUN_RESULTS = frozenset(
@@ -103,50 +110,93 @@ class Facts:
 def facts_of(events: Iterable[TaskEvent]) -> Facts:
     """Facts of every history in `events` (each stream's events in order, streams mixed)."""
     facts = Facts()
-    tasks: dict[str, Task] = {}
-    entered: dict[str, datetime] = {}
+    tracks: dict[str, _Track] = {}
     for event in events:
-        before = tasks.get(event.stream_id)
-        if before is None and not isinstance(event, TaskCreated):
-            continue  # a history we hold only the tail of: nothing in it can be placed
-        after = task_model.evolve(before, event)
-        tasks[event.stream_id] = after
-        _queue(facts, entered, before, after, event)
-        _run(facts, before, after, event)
-        _outcome(facts, before, after, event)
-        _spend(facts, after, event)
-    facts.queued += [Queued(at, None) for at in entered.values()]
+        track = tracks.get(event.stream_id)
+        if track is None:
+            if isinstance(event, TaskCreated):  # else a history's tail: nothing can be placed
+                tracks[event.stream_id] = _Track(repo=event.source.repo, entered=event.at)
+                facts.created.append(event.at)
+            continue
+        after = state_after(track.state, event)
+        _queue(facts, track, after, event)
+        _run(facts, track, after, event)
+        _outcome(facts, track, event)
+        _charge(facts, track, event)
+        track.follow(event, after)
+    facts.queued += [Queued(t.entered, None) for t in tracks.values() if t.entered is not None]
     return facts
 
 
-def _queue(
-    facts: Facts, entered: dict[str, datetime], before: Task | None, after: Task, event: TaskEvent
-) -> None:
-    if isinstance(event, TaskCreated):
-        facts.created.append(event.at)
-    was_waiting = before is not None and before.state is TaskState.CREATED
-    if after.state is TaskState.CREATED and not was_waiting:
-        entered[event.stream_id] = event.at
-    elif was_waiting and after.state is not TaskState.CREATED:
-        since = entered.pop(event.stream_id, event.at)
+@dataclass(slots=True)
+class _Track:
+    """What the facts need of a task while its history is read: a few fields, not the whole
+    aggregate (copying a `Task` per event would cost most of a report's time)."""
+
+    repo: str | None
+    entered: datetime | None  # in the queue since, while waiting
+    state: TaskState = TaskState.CREATED
+    agent_id: str | None = None
+    host_id: str | None = None
+    assigned_at: datetime | None = None
+
+    def follow(self, event: TaskEvent, after: TaskState) -> None:
+        self.state = after
+        if isinstance(event, TaskAssigned):
+            self.agent_id, self.host_id, self.assigned_at = event.agent_id, event.host_id, event.at
+        elif isinstance(event, TaskRetried | TaskRerouted):
+            self.agent_id = self.host_id = self.assigned_at = None
+
+
+def state_after(state: TaskState, event: TaskEvent) -> TaskState:
+    """The state an event leaves a task in: what `task.evolve` sets (docs/events.md)."""
+    match event:
+        case TaskCreated() | TaskRerouted() | TaskRetried():
+            return TaskState.CREATED
+        case TaskAssigned():
+            return TaskState.ASSIGNED
+        case TaskStarted():
+            return TaskState.RUNNING
+        case TaskReviewPending():
+            return TaskState.REVIEW_PENDING
+        case TaskCompleted():
+            return TaskState.COMPLETED
+        case TaskFailed():
+            return TaskState.FAILED
+        case TaskAgentLost():
+            return TaskState.AGENT_LOST
+        case TaskCancelled():
+            return TaskState.CANCELLED
+        case TaskProgress() | TaskPrUpdated() | TaskHeld() | TaskReleased():
+            return state
+        case _:
+            assert_never(event)
+
+
+def _queue(facts: Facts, track: _Track, after: TaskState, event: TaskEvent) -> None:
+    waiting = track.state is TaskState.CREATED
+    if after is TaskState.CREATED and not waiting:
+        track.entered = event.at
+    elif waiting and after is not TaskState.CREATED:
+        since = track.entered or event.at
+        track.entered = None
         facts.queued.append(Queued(since, event.at))
         if isinstance(event, TaskAssigned):
             seconds = (event.at - since).total_seconds()
             facts.waited.append(Waited(event.at, seconds, event.agent_id, event.host_id))
 
 
-def _run(facts: Facts, before: Task | None, after: Task, event: TaskEvent) -> None:
-    if before is None or before.state not in HELD_STATES or after.state not in RUN_RESULTS:
+def _run(facts: Facts, track: _Track, after: TaskState, event: TaskEvent) -> None:
+    if track.state not in HELD_STATES or after not in RUN_RESULTS:
         return
-    if before.agent_id is None or before.assigned_at is None:
+    if track.agent_id is None or track.assigned_at is None:
         return
-    seconds = (event.at - before.assigned_at).total_seconds()
-    facts.ran.append(Ran(event.at, seconds, before.agent_id, before.host_id))
+    seconds = (event.at - track.assigned_at).total_seconds()
+    facts.ran.append(Ran(event.at, seconds, track.agent_id, track.host_id))
 
 
-def _outcome(facts: Facts, before: Task | None, after: Task, event: TaskEvent) -> None:
-    holder = before.agent_id if before is not None else None
-    host = before.host_id if before is not None else None
+def _outcome(facts: Facts, track: _Track, event: TaskEvent) -> None:
+    holder, host = track.agent_id, track.host_id
     match event:
         case TaskCompleted():
             facts.ended.append(Ended(event.at, "completed", None, holder, host))
@@ -161,12 +211,10 @@ def _outcome(facts: Facts, before: Task | None, after: Task, event: TaskEvent) -
             pass
 
 
-def _spend(facts: Facts, after: Task, event: TaskEvent) -> None:
+def _charge(facts: Facts, track: _Track, event: TaskEvent) -> None:
     receipt = receipt_of(event)
     if receipt is None or receipt.usage is None:
         return
     # Counted exactly as the task's own ledger counts it, so the facts add up to it.
     one = Spend().plus(receipt.usage)
-    facts.charged.append(
-        Charged(event.at, after.source.repo, receipt.agent_id, one.tokens, one.cost_usd)
-    )
+    facts.charged.append(Charged(event.at, track.repo, receipt.agent_id, one.tokens, one.cost_usd))

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from math import fsum
 from typing import TypeVar
 
 from agent_fleet.domain.budget import day_start
@@ -129,7 +130,7 @@ def build_report(
         spend=SpendRow(
             name="total",
             tokens=sum(c.tokens for c in charged),
-            cost_usd=sum(c.cost_usd for c in charged),
+            cost_usd=fsum(c.cost_usd for c in charged),
         ),
         spend_by_day=_spend_by_day(charged, since, until),
         spend_by_repo=_spend_rows(charged, lambda c: c.repo or NO_REPO),
@@ -166,7 +167,7 @@ def _buckets(facts: Facts, size: timedelta, since: datetime, until: datetime) ->
 
     waits: list[list[float]] = [[] for _ in starts]
     completed, tokens = [0] * len(starts), [0] * len(starts)
-    costs = [0.0] * len(starts)
+    costs: list[list[float]] = [[] for _ in starts]
     failed: list[Counter[str]] = [Counter() for _ in starts]
     for w in facts.waited:
         if inside(w.at):
@@ -179,7 +180,7 @@ def _buckets(facts: Facts, size: timedelta, since: datetime, until: datetime) ->
     for c in facts.charged:
         if inside(c.at):
             tokens[index(c.at)] += c.tokens
-            costs[index(c.at)] += c.cost_usd
+            costs[index(c.at)].append(c.cost_usd)
     depth = _Depth(facts.queued)
     return tuple(
         Bucket(
@@ -189,7 +190,7 @@ def _buckets(facts: Facts, size: timedelta, since: datetime, until: datetime) ->
             completed=completed[n],
             failed=dict(failed[n].most_common()),
             tokens=tokens[n],
-            cost_usd=costs[n],
+            cost_usd=fsum(costs[n]),
         )
         for n, start in enumerate(starts)
     )
@@ -245,14 +246,17 @@ def _breakdown(
 
 
 def _spend_rows(charged: list[Charged], key: Callable[[Charged], str]) -> tuple[SpendRow, ...]:
-    totals: dict[str, SpendRow] = {}
+    grouped: dict[str, list[Charged]] = defaultdict(list)
     for c in charged:
-        name = key(c)
-        was = totals.get(name, SpendRow(name=name, tokens=0, cost_usd=0.0))
-        totals[name] = _plus(was, c.tokens, c.cost_usd)
+        grouped[key(c)].append(c)
+    totals = {name: _total(name, items) for name, items in grouped.items()}
 
     def merge(into: SpendRow, row: SpendRow) -> SpendRow:
-        return _plus(into, row.tokens, row.cost_usd)
+        return SpendRow(
+            name=OTHER,
+            tokens=into.tokens + row.tokens,
+            cost_usd=fsum((into.cost_usd, row.cost_usd)),
+        )
 
     top = _top(
         totals,
@@ -263,21 +267,19 @@ def _spend_rows(charged: list[Charged], key: Callable[[Charged], str]) -> tuple[
     return tuple(replace(row, name=name) for name, row in top)
 
 
-def _plus(row: SpendRow, tokens: int, cost_usd: float) -> SpendRow:
-    return SpendRow(name=row.name, tokens=row.tokens + tokens, cost_usd=row.cost_usd + cost_usd)
+def _total(name: str, items: list[Charged]) -> SpendRow:
+    # fsum: the same total whatever order the histories were read in.
+    return SpendRow(
+        name=name, tokens=sum(c.tokens for c in items), cost_usd=fsum(c.cost_usd for c in items)
+    )
 
 
 def _spend_by_day(charged: list[Charged], since: datetime, until: datetime) -> tuple[SpendRow, ...]:
     days = bucket_starts(day_start(since), until, DAY)
-    tokens, costs = [0] * len(days), [0.0] * len(days)
+    by_day: list[list[Charged]] = [[] for _ in days]
     for c in charged:
-        n = (c.at - days[0]) // DAY
-        tokens[n] += c.tokens
-        costs[n] += c.cost_usd
-    return tuple(
-        SpendRow(name=day.date().isoformat(), tokens=tokens[n], cost_usd=costs[n])
-        for n, day in enumerate(days)
-    )
+        by_day[(c.at - days[0]) // DAY].append(c)
+    return tuple(_total(day.date().isoformat(), by_day[n]) for n, day in enumerate(days))
 
 
 T = TypeVar("T")

@@ -90,10 +90,10 @@ class QueryReads(ABC):
     async def task_streams_since(self, since: datetime) -> list[str]:
         return [r[0] for r in await self._rows("task_streams_since", {"since": ts(since)})]
 
-    async def events_of_streams(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
         if not stream_ids:
             return []
-        rows = await self._rows("events_of_streams", {"streams": self._id_list(stream_ids)})
+        rows = await self._rows("event_outlines", {"streams": self._id_list(stream_ids)})
         return [recorded(r) for r in rows]
 
     def _id_list(self, ids: Sequence[str]) -> Any:

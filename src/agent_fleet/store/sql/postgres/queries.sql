@@ -171,11 +171,22 @@ SELECT DISTINCT stream FROM events WHERE at >= %(since)s::timestamptz AND type L
 UNION
 SELECT task_id FROM tasks WHERE state = 'created'
 
--- name: events_of_streams
--- Whole histories of the given streams, by the (stream, version) key.
-SELECT seq, type, stream, version, at, actor, data::text FROM events
+-- name: event_outlines
+-- The histories of the given streams, by the (stream, version) key, as reports read
+-- them: without the events that change neither state nor spend (started, progress,
+-- pr_updated: progress can be most of a log), and with free text emptied (prompts,
+-- titles, summaries and messages are most of the bytes). jsonb_set(..., false) leaves
+-- absent paths alone.
+SELECT seq, type, stream, version, at, actor,
+       jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(data,
+           '{prompt}', '""', false), '{title}', '""', false), '{message}', '""', false),
+           '{receipt,summary}', '""', false), '{receipt,error}', 'null', false)::text
+FROM events
 WHERE stream = ANY(%(streams)s)
-ORDER BY seq
+  AND type NOT IN ('task.started', 'task.progress', 'task.pr_updated')
+-- Each history in order, straight off the (stream, version) key; ORDER BY seq led the
+-- planner to walk the whole log by its primary key and filter.
+ORDER BY stream, version
 
 -- name: repo_receipts_since
 -- The receipts of one repository's tasks since a moment (its spend today): the
@@ -185,7 +196,7 @@ FROM events e JOIN tasks t ON t.task_id = e.stream
 WHERE e.at >= %(since)s::timestamptz
   AND e.type IN ('task.review_pending', 'task.completed', 'task.failed')
   AND lower(t.repo) = lower(%(repo)s)
-ORDER BY e.seq
+ORDER BY e.at, e.seq  -- by time, so the plan walks events_at rather than every seq
 
 -- name: list_agents
 SELECT body::text FROM agents

@@ -147,11 +147,19 @@ SELECT DISTINCT stream FROM events WHERE at >= :since AND type LIKE 'task.%'
 UNION
 SELECT task_id FROM tasks WHERE state = 'created'
 
--- name: events_of_streams
--- Whole histories of the given streams, by the (stream, version) key.
-SELECT seq, type, stream, version, at, actor, data FROM events
+-- name: event_outlines
+-- The histories of the given streams, by the (stream, version) key, as reports read
+-- them: without the events that change neither state nor spend (started, progress,
+-- pr_updated: progress can be most of a log), and with free text emptied (prompts,
+-- titles, summaries and messages are most of the bytes). json_replace leaves absent
+-- paths alone.
+SELECT seq, type, stream, version, at, actor,
+       json_replace(data, '$.prompt', '', '$.title', '', '$.message', '',
+                    '$.receipt.summary', '', '$.receipt.error', NULL)
+FROM events
 WHERE stream IN (SELECT value FROM json_each(:streams))
-ORDER BY seq
+  AND type NOT IN ('task.started', 'task.progress', 'task.pr_updated')
+ORDER BY stream, version  -- each history in order, straight off the (stream, version) key
 
 -- name: repo_receipts_since
 -- The receipts of one repository's tasks since a moment (its spend today): the
@@ -161,7 +169,7 @@ FROM events e JOIN tasks t ON t.task_id = e.stream
 WHERE e.at >= :since
   AND e.type IN ('task.review_pending', 'task.completed', 'task.failed')
   AND lower(t.repo) = lower(:repo)
-ORDER BY e.seq
+ORDER BY e.at, e.seq  -- by time, so the plan walks events_at rather than every seq
 
 -- name: list_agents
 SELECT a.body FROM agents a
