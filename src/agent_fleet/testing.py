@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import receipt_of
@@ -226,7 +227,7 @@ class InMemoryEventStore:
         return sorted(due, key=lambda t: (t.retry_at or now, t.task_id))[:limit]
 
     async def holds_due(self, now: datetime, limit: int) -> list[Task]:
-        due = [t for t in self._tasks.values() if task_model.is_release_due(t, now)]
+        due = [t for t in self._tasks.values() if holds.is_release_due(t, now)]
         return sorted(due, key=lambda t: (t.hold.until if t.hold else now, t.task_id))[:limit]
 
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:

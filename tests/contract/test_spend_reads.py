@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from agent_fleet.domain import agent as agent_model
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
 from agent_fleet.domain.budget import Spend
@@ -100,7 +101,7 @@ async def test_a_held_task_is_not_claimed_until_released_when_its_day_comes(
     agent = await _agent(store)
     await store.append(created("held", repo="acme/widgets"))
     task = await _task(store, "held")
-    await store.append(task_model.hold_for_budget(task, Spend(cost_usd=5.0), 5.0, at(10), "test"))
+    await store.append(holds.hold_for_budget(task, Spend(cost_usd=5.0), 5.0, at(10), "test"))
     held = await _task(store, "held")
     assert held.state is TaskState.CREATED and held.hold is not None
     assert await store.claim_task(agent, PULL, Lease("L1"), at(20)) is None
@@ -108,7 +109,7 @@ async def test_a_held_task_is_not_claimed_until_released_when_its_day_comes(
     midnight = held.hold.until
     assert await store.holds_due(midnight - timedelta(seconds=1), 10) == []
     (due,) = await store.holds_due(midnight, 10)
-    await store.append(task_model.release(due, midnight, "loop:holds", manual=False))
+    await store.append(holds.release(due, midnight, "loop:holds", manual=False))
     assert await store.holds_due(midnight, 10) == []
     claimed = await store.claim_task(agent, PULL, Lease("L2"), midnight)
     assert claimed is not None and claimed.task_id == "held" and claimed.hold is None

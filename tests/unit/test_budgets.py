@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as t
 from agent_fleet.domain.budget import (
     DailyBudgets,
@@ -234,24 +235,24 @@ def test_repository_limits_one_for_all_and_by_name_in_any_case() -> None:
 
 def test_a_new_task_of_a_spent_repository_is_held_to_the_next_day() -> None:
     task = new()
-    assert t.hold_for_budget(task, Spend(cost_usd=4.99), 5.0, T0, "op") == []
-    [held] = t.hold_for_budget(task, Spend(cost_usd=5.0), 5.0, T0, "op")
+    assert holds.hold_for_budget(task, Spend(cost_usd=4.99), 5.0, T0, "op") == []
+    [held] = holds.hold_for_budget(task, Spend(cost_usd=5.0), 5.0, T0, "op")
     assert isinstance(held, TaskHeld)
     assert held.until == datetime(2026, 3, 15, tzinfo=UTC)
     assert held.message == "repository acme/widgets spent $5.00 of its $5.00 daily budget today"
     waiting = fold(task, [held])
     assert waiting.state is TaskState.CREATED and waiting.hold is not None
-    assert t.hold_for_budget(waiting, Spend(cost_usd=9.0), 5.0, T0, "op") == []  # held once
-    assert t.hold_for_budget(new(repo=None), Spend(cost_usd=9.0), 5.0, T0, "op") == []
+    assert holds.hold_for_budget(waiting, Spend(cost_usd=9.0), 5.0, T0, "op") == []  # held once
+    assert holds.hold_for_budget(new(repo=None), Spend(cost_usd=9.0), 5.0, T0, "op") == []
 
 
 def test_a_hold_ends_at_its_release_or_when_an_operator_assigns_the_task() -> None:
-    held = fold(new(), t.hold_for_budget(new(), Spend(cost_usd=9.0), 5.0, T0, "op"))
+    held = fold(new(), holds.hold_for_budget(new(), Spend(cost_usd=9.0), 5.0, T0, "op"))
     assert held.hold is not None
-    assert not t.is_release_due(held, held.hold.until - timedelta(microseconds=1))
-    assert t.is_release_due(held, held.hold.until)
-    [released] = t.release(held, held.hold.until, "loop:holds", manual=False)
+    assert not holds.is_release_due(held, held.hold.until - timedelta(microseconds=1))
+    assert holds.is_release_due(held, held.hold.until)
+    [released] = holds.release(held, held.hold.until, "loop:holds", manual=False)
     assert isinstance(released, TaskReleased) and fold(held, [released]).hold is None
     assert assigned(held).hold is None
     with pytest.raises(InvalidTransition):
-        t.release(new(), T0, "op", manual=True)
+        holds.release(new(), T0, "op", manual=True)

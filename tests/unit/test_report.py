@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as t
 from agent_fleet.domain.budget import Spend
 from agent_fleet.domain.events import TaskEvent
@@ -215,8 +216,8 @@ def test_facts_read_states_as_the_lifecycle_folds_them() -> None:
     """`state_after` (the facts' light fold) says what `task.evolve` says, event by event."""
     odd = History("odd").create("10:00", "acme/widgets").assign("10:01", "a1")
     odd.apply(t.reroute(odd.now, ("x",), 5, at("10:02"), "webhook"))
-    odd.apply(t.hold_for_budget(odd.now, Spend(cost_usd=9), 1.0, at("10:03"), "op"))
-    odd.apply(t.release(odd.now, at("10:04"), "op", manual=True))
+    odd.apply(holds.hold_for_budget(odd.now, Spend(cost_usd=9), 1.0, at("10:03"), "op"))
+    odd.apply(holds.release(odd.now, at("10:04"), "op", manual=True))
     odd.assign("10:05", "a1").apply(t.start(odd.now, at("10:06"), "a1"))
     odd.apply(t.report_progress(odd.now, "half", 0.5, at("10:07"), "a1"))
     odd.apply(t.lose(odd.now, "silent", at("10:08"), "loop", NO_BACKOFF))

@@ -10,14 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, assert_never
 
-from agent_fleet.domain.budget import (
-    Hold,
-    Spend,
-    TaskBudget,
-    budget_failure,
-    receipt_of,
-    repo_hold,
-)
+from agent_fleet.domain.budget import Hold, Spend, TaskBudget, budget_failure, receipt_of
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
 from agent_fleet.domain.events import (
     TaskAgentLost,
@@ -511,42 +504,6 @@ def _next_attempt(
         prompt=prompt,
         review=review,
     )
-
-
-def hold_for_budget(
-    task: Task, spent_today: Spend, limit: float, now: datetime, actor: str
-) -> list[TaskEvent]:
-    """A waiting task of a repository that spent its daily budget is held to the next day."""
-    _require(task, {TaskState.CREATED}, "hold")
-    repo = task.source.repo
-    hold = repo_hold(repo, spent_today, limit, now) if repo else None
-    if hold is None or task.hold is not None:
-        return []
-    return [
-        TaskHeld(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
-            message=hold.reason,
-            until=hold.until,
-        )
-    ]
-
-
-def release(task: Task, now: datetime, actor: str, *, manual: bool) -> list[TaskEvent]:
-    """A held task may be claimed again: its day has come, or an operator retried it."""
-    if task.state is not TaskState.CREATED or task.hold is None:
-        raise InvalidTransition(task.task_id, task.state, "release")
-    return [
-        TaskReleased(
-            stream_id=task.task_id, version=task.next_version, at=now, actor=actor, manual=manual
-        )
-    ]
-
-
-def is_release_due(task: Task, now: datetime) -> bool:
-    return task.state is TaskState.CREATED and task.hold is not None and task.hold.until <= now
 
 
 def is_retry_due(task: Task, now: datetime) -> bool:

@@ -4,7 +4,7 @@ see `domain/task.py` `fail`.)"""
 
 from datetime import datetime
 
-from agent_fleet.domain import task as task_model
+from agent_fleet.domain import holds
 from agent_fleet.domain.budget import Spend, day_start, spend_of
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.domain.events import TaskEvent
@@ -29,7 +29,7 @@ async def daily_hold(ctx: Context, task: Task, now: datetime, actor: str) -> lis
     if repo is None or limit is None:
         return []
     spent = await repo_spend_today(ctx, repo, now)
-    return task_model.hold_for_budget(task, spent, limit, now, actor)
+    return holds.hold_for_budget(task, spent, limit, now, actor)
 
 
 class HoldReleases:
@@ -45,9 +45,9 @@ class HoldReleases:
         for task in await self._ctx.store.holds_due(now, BATCH):
 
             def decide(t: Task) -> list[TaskEvent]:
-                if not task_model.is_release_due(t, now):
+                if not holds.is_release_due(t, now):
                     return []
-                return task_model.release(t, now, ACTOR, manual=False)
+                return holds.release(t, now, ACTOR, manual=False)
 
             try:
                 after = await decide_task(self._ctx, task.task_id, decide)

@@ -4,6 +4,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, InvalidInput
 from agent_fleet.domain.events import TaskEvent
@@ -105,7 +106,7 @@ class TaskService:
 
         def decide(t: Task) -> list[TaskEvent]:
             if t.hold is not None:
-                return task_model.release(t, now, actor, manual=True)
+                return holds.release(t, now, actor, manual=True)
             return task_model.retry(t, now, actor, manual=True)
 
         return await decide_task(self._ctx, task_id, decide)
