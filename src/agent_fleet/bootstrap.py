@@ -17,6 +17,7 @@ from agent_fleet.api.hosts import AllowedHosts
 from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.config import ConfigError, Settings
+from agent_fleet.domain.budget import DailyBudgets, TaskBudget
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.execution.delivery import ssh_command
 from agent_fleet.execution.shell import LocalShell, Shell
@@ -88,6 +89,9 @@ def fleet_options(settings: Settings) -> FleetOptions:
         retry=RetryPolicy(
             base_delay=timedelta(seconds=orch.retry_backoff_base_secs),
             max_delay=timedelta(seconds=orch.retry_backoff_max_secs),
+            budget=TaskBudget(
+                max_cost_usd=orch.max_cost_usd_per_task, max_tokens=orch.max_tokens_per_task
+            ),
         ),
         long_poll_max=timedelta(seconds=settings.server.long_poll_max_secs),
         sweep_interval=timedelta(seconds=orch.sweep_interval_secs),
@@ -98,12 +102,23 @@ def fleet_options(settings: Settings) -> FleetOptions:
         keep_completed_workspaces=timedelta(hours=orch.keep_completed_workspaces_hours),
         reconcile_interval=timedelta(seconds=settings.forgejo.reconcile_interval_secs),
         max_review_rounds=settings.forgejo.max_review_rounds,
+        daily_budgets=daily_budgets(settings.forgejo.daily_budget_usd or {}),
     )
+
+
+def daily_budgets(table: dict[str, float]) -> DailyBudgets:
+    """`"*"` is every repository's limit; named repositories (any case) have their own."""
+    named = {repo.lower(): usd for repo, usd in table.items() if repo != "*"}
+    return DailyBudgets(default=table.get("*"), per_repo=named)
 
 
 def build_fleet(
     store: EventStore, settings: Settings, metrics: FleetMetrics | None = None
 ) -> Fleet:
+    if metrics is not None:
+        metrics.allow_agent_types(
+            [*settings.agent_types, *(a.agent_type for h in settings.hosts for a in h.agents)]
+        )
     ctx = Context(
         observe=metrics.observe if metrics else (lambda _events: None),
         forge=forge_client(settings),

@@ -25,6 +25,7 @@ from agent_fleet.bootstrap import (
 )
 from agent_fleet.cli_agent import agent_command
 from agent_fleet.cli_remote import agents_group, tasks_group
+from agent_fleet.cli_report import report_command
 from agent_fleet.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
@@ -236,3 +237,4 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 main.add_command(tasks_group)
 main.add_command(agent_command)
 main.add_command(agents_group)
+main.add_command(report_command)

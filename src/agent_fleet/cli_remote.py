@@ -58,15 +58,18 @@ def _emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
 
 
 def _task_table(tasks: list[dict[str, Any]]) -> Table:
-    table = Table("TASK", "STATE", "TITLE", "AGENT", "ATTEMPT", "PRIORITY", "UPDATED")
+    from agent_fleet.cli_report import spend_text  # cli_report builds on this module
+
+    table = Table("TASK", "STATE", "TITLE", "AGENT", "ATTEMPT", "PRIORITY", "SPEND", "UPDATED")
     for t in tasks:
         table.add_row(
             t["task_id"],
-            t["status"],
+            t["status"] + (" (held)" if t.get("hold") else ""),
             t["title"][:60],
             t.get("assigned_agent_id") or "-",
             f"{t['attempt']}/{t['max_retries']}",
             str(t["priority"]),
+            spend_text(t.get("spend")),
             t["updated_at"],
         )
     return table
@@ -85,6 +88,13 @@ def tasks_group() -> None:
 @click.option("--agent-id", default=None)
 @click.option("--repo", default=None)
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option(
+    "--sort",
+    type=click.Choice(["newest", "spend"]),
+    default="newest",
+    show_default=True,
+    help="spend: the biggest spenders across attempts first (USD, then tokens).",
+)
 def tasks_list(
     server: str,
     token: str | None,
@@ -93,9 +103,14 @@ def tasks_list(
     agent_id: str | None,
     repo: str | None,
     limit: int,
+    sort: str,
 ) -> None:
-    params = {k: v for k, v in {"state": state, "agent_id": agent_id, "repo": repo}.items() if v}
-    data = _request("GET", server, "/api/v1/tasks", token, params={**params, "limit": limit})
+    params: dict[str, str | int] = {
+        k: v for k, v in {"state": state, "agent_id": agent_id, "repo": repo}.items() if v
+    }
+    data = _request(
+        "GET", server, "/api/v1/tasks", token, params={**params, "limit": limit, "sort": sort}
+    )
     _emit(data, as_json, lambda c: c.print(_task_table(data["tasks"])))
 
 
@@ -105,11 +120,19 @@ def tasks_list(
 @json_option
 @click.argument("task_id")
 def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> None:
+    from agent_fleet.cli_report import attempts_table  # cli_report builds on this module
+
     task = _request("GET", server, f"/api/v1/tasks/{task_id}", token)
     events = _all_events(server, task_id, token)
+    spend = _request("GET", server, f"/api/v1/tasks/{task_id}/spend", token)
 
     def render(console: Console) -> None:
         console.print(_task_table([task]))
+        if task.get("hold"):
+            console.print(f"held until {task['hold']['until']}: {task['hold']['reason']}")
+        console.print(attempts_table(spend))
+        if spend["budget"]["overrun"]:
+            console.print(f"budget: {spend['budget']['overrun']}")
         if task.get("failure"):
             console.print(f"failure: {task['failure']['reason']}: {task['failure']['message']}")
         if task.get("pr"):
@@ -121,7 +144,7 @@ def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> N
             history.add_row(str(e["seq"]), e["at"], e["type"], e["actor"], _detail(e["data"]))
         console.print(history)
 
-    _emit({"task": task, "events": events}, as_json, render)
+    _emit({"task": task, "events": events, "spend": spend}, as_json, render)
 
 
 def _all_events(server: str, task_id: str, token: str | None) -> list[dict[str, Any]]:

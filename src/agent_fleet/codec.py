@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import from_json
 
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import EVENT_TYPES, AnyEvent, type_name
@@ -42,7 +43,9 @@ def event_data(event: AnyEvent) -> str:
 
 
 def decode_event(type_: str, stream: str, version: int, at: str, actor: str, data: str) -> AnyEvent:
-    fields = json.loads(data)
+    # pydantic-core's parser: the same values as json.loads, several times faster (replays
+    # and reports decode every event they read).
+    fields = from_json(data)
     fields.update(stream_id=stream, version=version, at=parse_ts(at), actor=actor)
     event: AnyEvent = _EVENT_ADAPTERS[type_].validate_python(fields)
     return event

@@ -33,6 +33,10 @@ DEFAULT_CONFIG_PATH = Path("config.toml")
 MIN_TOKEN_CHARS = 16
 DEFAULT_IDLE_TIMEOUT_SECS = 300.0
 SafeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+#: A budget in USD: a positive, finite number.
+Usd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: `owner/name` of a repository, or `*` for every repository not named.
+RepoKey = Annotated[str, Field(max_length=200, pattern=r"^(\*|[^/\s]+/[^/\s]+)$")]
 
 #: Environment variables that win over the file (secrets and the store URL).
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -114,6 +118,17 @@ class ForgejoConfig(Section):
     # Who commits what an agent CLI on a host left uncommitted.
     commit_author_name: str = Field(default="agent-fleet", min_length=1, max_length=200)
     commit_author_email: str = Field(default="agent-fleet@localhost", min_length=1, max_length=200)
+    # USD a repository may spend per UTC day before its new tasks are held: one number
+    # for every repository, or a table by `owner/name` (`"*"`: every other repository).
+    daily_budget_usd: dict[RepoKey, Usd] | None = None
+
+    @field_validator("daily_budget_usd", mode="before")
+    @classmethod
+    def _one_budget_for_all(cls, value: Any) -> Any:
+        """A bare number is the table `{"*" = number}`: one limit for every repository."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"*": value}
+        return value
 
 
 class OrchestratorConfig(Section):
@@ -137,6 +152,9 @@ class OrchestratorConfig(Section):
     # A run with no new output (no new event, for JSON CLIs) this long is stopped and
     # fails `stalled`; [agent_types.X] idle_timeout_secs overrides it per type (0: never).
     idle_timeout_secs: float = Field(default=DEFAULT_IDLE_TIMEOUT_SECS, ge=0)
+    # A task's spend across all its attempts; reaching either ends its retries.
+    max_cost_usd_per_task: Usd | None = None
+    max_tokens_per_task: int | None = Field(default=None, gt=0)
 
 
 class HostAgentConfig(Section):

@@ -1,5 +1,6 @@
 """How `config check` shows the effective settings: TOML-like text, every secret as `***`."""
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -56,6 +57,11 @@ def _value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def _key(key: str) -> str:
+    """A bare TOML key when it may be one (`agent_type`), else quoted (`"acme/widgets"`)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _value(key)

@@ -41,6 +41,8 @@ class TaskQuery:
     limit: int = 100
     #: Keyset cursor: the (created_at, task_id) of the last task of the previous page.
     after: tuple[datetime, str] | None = None
+    #: The biggest spenders first (USD, then tokens) instead of the newest; no cursor.
+    by_spend: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +84,7 @@ class EventStore(Protocol):
 
     async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]: ...
     async def retries_due(self, now: datetime, limit: int) -> list[Task]: ...
+    async def holds_due(self, now: datetime, limit: int) -> list[Task]: ...
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]: ...
 
     async def record_heartbeat(self, beat: Heartbeat) -> None: ...
@@ -107,6 +110,22 @@ class EventStore(Protocol):
         self, stream_id: str, before: int | None, limit: int
     ) -> list[RecordedEvent]:
         """The last `limit` events below version `before` (None: the newest), oldest first."""
+        ...
+
+    async def task_streams_since(self, since: datetime) -> list[str]:
+        """Tasks with an event at or after `since`, and tasks waiting in `created`."""
+        ...
+
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        """These streams' events as reports read them, stream by stream in version order:
+        all but `task.started`, `task.progress` and `task.pr_updated` (they change neither
+        state nor spend), with free text emptied (`prompt`, `title`, `message`, a
+        receipt's `summary` and `error`)."""
+        ...
+
+    async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
+        """Events carrying receipts (review_pending, completed, failed) at or after `since`
+        of the tasks of `repo` (compared without case), in time order."""
         ...
 
     def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]: ...

@@ -7,14 +7,22 @@
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.budget import receipt_of
 from agent_fleet.domain.errors import ConcurrencyConflict
-from agent_fleet.domain.events import AnyEvent
+from agent_fleet.domain.events import (
+    AnyEvent,
+    TaskProgress,
+    TaskPrUpdated,
+    TaskStarted,
+    is_task_event,
+)
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import (
@@ -75,6 +83,7 @@ class InMemoryEventStore:
                 t
                 for t in self._tasks.values()
                 if t.state is TaskState.CREATED
+                and t.hold is None
                 and t.execution_mode in modes
                 and caps.issuperset(t.required_capabilities)
             ]
@@ -166,6 +175,12 @@ class InMemoryEventStore:
                 and (query.after is None or (t.created_at, t.task_id) < query.after)
             )
 
+        if query.by_spend:
+            ordered = sorted(
+                self._tasks.values(),
+                key=lambda t: (-t.spend.cost_usd, -t.spend.tokens, t.task_id),
+            )
+            return [t for t in ordered if wanted(t)][: query.limit]
         newest_first = sorted(
             self._tasks.values(), key=lambda t: (t.created_at, t.task_id), reverse=True
         )
@@ -211,6 +226,10 @@ class InMemoryEventStore:
         ]
         return sorted(due, key=lambda t: (t.retry_at or now, t.task_id))[:limit]
 
+    async def holds_due(self, now: datetime, limit: int) -> list[Task]:
+        due = [t for t in self._tasks.values() if holds.is_release_due(t, now)]
+        return sorted(due, key=lambda t: (t.hold.until if t.hold else now, t.task_id))[:limit]
+
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
         return [
             a
@@ -242,6 +261,37 @@ class InMemoryEventStore:
         ]
         return older[-limit:] if limit else []
 
+    async def task_streams_since(self, since: datetime) -> list[str]:
+        touched = {
+            r.event.stream_id
+            for r in self._events
+            if is_task_event(r.event) and r.event.at >= since
+        }
+        waiting = {t.task_id for t in self._tasks.values() if t.state is TaskState.CREATED}
+        return sorted(touched | waiting)
+
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        wanted = set(stream_ids)
+        found = [
+            RecordedEvent(r.seq, _outline(r.event))
+            for r in self._events
+            if r.event.stream_id in wanted and not isinstance(r.event, _NOT_OUTLINED)
+        ]
+        return sorted(found, key=lambda r: (r.event.stream_id, r.event.version))
+
+    async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
+        def of_repo(stream: str) -> bool:
+            task = self._tasks.get(stream)
+            return task is not None and (task.source.repo or "").lower() == repo.lower()
+
+        return [
+            r
+            for r in self._events
+            if r.event.at >= since
+            and receipt_of(r.event) is not None
+            and of_repo(r.event.stream_id)
+        ]
+
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
         position = after  # seq is gap-free from 1, so seq N sits at index N - 1
         while position < len(self._events):  # re-read per page: later appends show up
@@ -260,6 +310,20 @@ class InMemoryEventStore:
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         tasks = sorted(self._tasks.values(), key=lambda t: t.task_id)
         return tasks, sorted(self._agents.values(), key=lambda a: a.agent_id)
+
+
+_NOT_OUTLINED = (TaskStarted, TaskProgress, TaskPrUpdated)
+
+
+def _outline(event: AnyEvent) -> AnyEvent:
+    """The event with its free text emptied, as `event_outlines` promises."""
+    blank: dict[str, object] = {
+        name: "" for name in ("prompt", "title", "message") if hasattr(event, name)
+    }
+    receipt = getattr(event, "receipt", None)
+    if receipt is not None:
+        blank["receipt"] = replace(receipt, summary="", error=None)
+    return replace(event, **blank)  # type: ignore[arg-type]  # the fields named are its own
 
 
 class ManualClock:

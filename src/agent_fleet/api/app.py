@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, logs, metrics, tasks, webhooks
+from agent_fleet.api import agents, errors, insight, logs, metrics, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.hosts import AllowedHosts, HostCheck
@@ -11,6 +11,7 @@ from agent_fleet.api.limits import BodySizeLimit, TextLimits
 from agent_fleet.api.requestlog import RequestLog
 from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
+from agent_fleet.web import insight as web_insight
 from agent_fleet.web import routes as web_routes
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -39,10 +40,12 @@ def create_app(
     errors.install(app)
     app.include_router(agents.router)
     app.include_router(tasks.router)
+    app.include_router(insight.router)
     app.include_router(logs.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(web_routes.router)
+    app.include_router(web_insight.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(fleet: FleetDep) -> Health:

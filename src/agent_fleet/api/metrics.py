@@ -7,7 +7,7 @@ distinct value, and anyone could grow /metrics without bound.
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -20,6 +20,8 @@ from prometheus_client import (
 from prometheus_client import Counter as PromCounter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_fleet.adapters import BUILT_IN
+from agent_fleet.domain.budget import Spend, receipt_of
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.states import TaskState
 from agent_fleet.ports import AgentQuery, TaskQuery
@@ -51,6 +53,10 @@ def webhook_result(status: str) -> str:
     return bounded(status.split(":")[0].split(" ")[0], WEBHOOK_RESULTS)
 
 
+#: The `agent_type` label of an agent whose type is not among the known ones.
+OTHER_AGENT_TYPE = "other"
+
+
 class FleetMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -74,6 +80,22 @@ class FleetMetrics:
         self.webhooks = PromCounter(
             "agent_fleet_webhook_deliveries", "Forgejo deliveries by result", ["result"], registry=r
         )
+        # Spend: a fixed label set (known agent types + "other"), since agents name their own.
+        self.agent_types = frozenset(BUILT_IN) | {OTHER_AGENT_TYPE}
+        self.tokens = PromCounter(
+            "agent_fleet_tokens",
+            "Tokens receipts reported, by agent type",
+            ["agent_type"],
+            registry=r,
+        )
+        self.cost = PromCounter(
+            "agent_fleet_cost_usd",
+            "USD receipts reported, by agent type",
+            ["agent_type"],
+            registry=r,
+        )
+        self._unattributed: dict[str, Spend] = {}  # by agent id, until the next scrape names types
+        self.allow_agent_types(())
         self.http = Histogram(
             "agent_fleet_http_request_seconds",
             "HTTP request latency",
@@ -84,6 +106,25 @@ class FleetMetrics:
     def observe(self, events: Sequence[AnyEvent]) -> None:
         for event in events:
             self.events.labels(type=type_name(event)).inc()
+            receipt = receipt_of(event)
+            if receipt is not None and receipt.usage is not None:
+                spent = self._unattributed.get(receipt.agent_id, Spend())
+                self._unattributed[receipt.agent_id] = spent.plus(receipt.usage)
+
+    def allow_agent_types(self, names: Iterable[str]) -> None:
+        """The configured agent types join the label set (each series exists from 0)."""
+        self.agent_types = self.agent_types | frozenset(names)
+        for name in self.agent_types:
+            self.tokens.labels(agent_type=name)
+            self.cost.labels(agent_type=name)
+
+    def _attribute_spend(self, agent_types: dict[str, str]) -> None:
+        for agent_id, spent in self._unattributed.items():
+            name = agent_types.get(agent_id, OTHER_AGENT_TYPE)
+            label = name if name in self.agent_types else OTHER_AGENT_TYPE
+            self.tokens.labels(agent_type=label).inc(spent.tokens)
+            self.cost.labels(agent_type=label).inc(spent.cost_usd)
+        self._unattributed.clear()
 
     def observe_dispatch(self, waited_secs: float) -> None:
         self.dispatch.observe(max(waited_secs, 0.0))
@@ -101,9 +142,9 @@ class FleetMetrics:
         self.queue.clear()
         for capability, count in (shown | ({"(other)": rest} if rest else {})).items():
             self.queue.labels(capability=capability).set(count)
-        agents = Counter(
-            (a.mode.value, a.status.value) for a in await fleet.ctx.store.list_agents(AgentQuery())
-        )
+        every_agent = await fleet.ctx.store.list_agents(AgentQuery())
+        self._attribute_spend({a.agent_id: a.agent_type for a in every_agent})
+        agents = Counter((a.mode.value, a.status.value) for a in every_agent)
         self.agents.clear()
         for (mode, status), count in agents.items():
             self.agents.labels(mode=mode, status=status).set(count)

@@ -190,6 +190,9 @@ class UsageBody(Body):
     cache_read_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     cache_write_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
 
+    def to_usage(self) -> Usage:
+        return Usage(**self.model_dump())
+
 
 class ReceiptBody(Body):
     task_id: Identifier | None = None
@@ -214,6 +217,6 @@ class ReceiptBody(Body):
             summary=self.summary,
             artifacts=tuple(a.to_artifact() for a in self.artifacts),
             error=self.error,
-            usage=Usage(**self.usage.model_dump()) if self.usage else None,
+            usage=self.usage.to_usage() if self.usage else None,
             reason=FailureReason(self.reason) if self.reason else None,
         )

@@ -1,7 +1,7 @@
 """Task endpoints: operator CRUD and actions, and what pull agents call."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -49,15 +49,21 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     status: Annotated[TaskState | None, Query(description="the original's name for state")] = None,
+    sort: Literal["newest", "spend"] = "newest",
 ) -> TaskList:
     if state is not None and status is not None and state is not status:
         raise InvalidInput("status", "status and state disagree")
     state = state or status
     after = decode_cursor(cursor) if cursor else None
-    query = TaskQuery(state=state, agent_id=agent_id, repo=repo, limit=limit + 1, after=after)
+    by_spend = sort == "spend"  # the top spenders (USD, then tokens): one page, no cursor
+    if by_spend and after is not None:
+        raise InvalidInput("cursor", "sort=spend lists one page: raise limit instead")
+    query = TaskQuery(
+        state=state, agent_id=agent_id, repo=repo, limit=limit + 1, after=after, by_spend=by_spend
+    )
     tasks = await fleet.tasks.find(query)
     page = tasks[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(tasks) > limit else None
+    next_cursor = encode_cursor(page[-1]) if len(tasks) > limit and not by_spend else None
     return TaskList(tasks=[task_out(t) for t in page], next_cursor=next_cursor)
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from agent_fleet.codec import event_json
 from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.budget import Hold, Spend
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import ExtraValue, Receipt
 from agent_fleet.ports import RecordedEvent
@@ -63,6 +64,27 @@ class PullRequestOut(BaseModel):
     state: str
 
 
+# --- spend and budgets (docs/operations.md) -------------------------------------------
+
+
+class SpendOut(BaseModel):
+    tokens: int
+    cost_usd: float
+
+
+class HoldOut(BaseModel):
+    reason: str
+    until: datetime
+
+
+def spend_out(spend: Spend) -> SpendOut:
+    return SpendOut(tokens=spend.tokens, cost_usd=spend.cost_usd)
+
+
+def hold_out(hold: Hold | None) -> HoldOut | None:
+    return HoldOut(reason=hold.reason, until=hold.until) if hold else None
+
+
 class TaskOut(BaseModel):
     """One shape, the original's field names beside ours: each pair is the same value
     (`status`/`state`, `assigned_agent_id`/`agent_id`, `assigned_host`/`host_id`,
@@ -99,6 +121,12 @@ class TaskOut(BaseModel):
     progress_message: str | None
     review_count: int
     review_rounds: int
+
+    # --- spend and budgets (docs/operations.md) ---------------------------------------
+    #: Summed over every attempt's receipt.
+    spend: SpendOut
+    #: Set while the task waits for its repository's next budget day (or a retry).
+    hold: HoldOut | None = None
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:
@@ -178,6 +206,9 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "progress_message": task.progress_message,
         "review_count": task.review_rounds,
         "review_rounds": task.review_rounds,
+        # --- spend and budgets ---
+        "spend": spend_out(task.spend),
+        "hold": hold_out(task.hold),
     }
 
 

@@ -110,6 +110,21 @@ class TaskPrUpdated(Event):
     pr: PullRequest
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHeld(Event):
+    """A waiting task may not be claimed until `until` (its repository's daily budget)."""
+
+    message: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReleased(Event):
+    """A held task may be claimed again: its day came (`manual` false) or an operator said so."""
+
+    manual: bool
+
+
 TaskEvent = (
     TaskCreated
     | TaskRerouted
@@ -123,6 +138,8 @@ TaskEvent = (
     | TaskRetried
     | TaskCancelled
     | TaskPrUpdated
+    | TaskHeld
+    | TaskReleased
 )
 
 
@@ -174,6 +191,8 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
     "task.retried": TaskRetried,
     "task.cancelled": TaskCancelled,
     "task.pr_updated": TaskPrUpdated,
+    "task.held": TaskHeld,
+    "task.released": TaskReleased,
     "agent.registered": AgentRegistered,
     "agent.online": AgentOnline,
     "agent.offline": AgentOffline,

@@ -1,17 +1,20 @@
 """Time-based policies: retry backoff, timeouts and heartbeat staleness (`now` is a parameter)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agent_fleet.domain.budget import TaskBudget
 from agent_fleet.domain.states import NEVER_AUTO_RETRIED, FailureReason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """Exponential backoff: base × 2^attempt, capped at `max_delay`."""
+    """Exponential backoff: base × 2^attempt, capped at `max_delay`; no automatic retry
+    for a task that has spent its `budget`."""
 
     base_delay: timedelta = timedelta(seconds=10)
     max_delay: timedelta = timedelta(minutes=10)
+    budget: TaskBudget = field(default_factory=TaskBudget)
 
     def delay(self, attempt: int) -> timedelta:
         # Cap the exponent first: 2**attempt overflows timedelta long before it matters.

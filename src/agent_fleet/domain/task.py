@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, assert_never
 
+from agent_fleet.domain.budget import Hold, Spend, TaskBudget, budget_failure, receipt_of
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
 from agent_fleet.domain.events import (
     TaskAgentLost,
@@ -19,8 +20,10 @@ from agent_fleet.domain.events import (
     TaskCreated,
     TaskEvent,
     TaskFailed,
+    TaskHeld,
     TaskProgress,
     TaskPrUpdated,
+    TaskReleased,
     TaskRerouted,
     TaskRetried,
     TaskReviewPending,
@@ -71,6 +74,10 @@ class Task:
     progress: float | None = None
     progress_message: str | None = None
     review_rounds: int = 0
+    #: Summed over every attempt's receipt: what budgets are checked against.
+    spend: Spend = field(default_factory=Spend)
+    #: Set while a waiting task may not be claimed (its repository's daily budget).
+    hold: Hold | None = None
 
     @property
     def branch_name(self) -> str:
@@ -121,8 +128,21 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
         return _created(event)
     if task is None:
         raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+    changes = _changes(task, event)
+    changes.update(_ledger(task, event, changes.get("state", task.state)))
     # One `replace` per event: a replay of a million events feels every copy.
-    return replace(task, version=event.version, updated_at=event.at, **_changes(task, event))
+    return replace(task, version=event.version, updated_at=event.at, **changes)
+
+
+def _ledger(task: Task, event: TaskEvent, state: TaskState) -> dict[str, Any]:
+    """What outlives attempts: spend adds up across them; a hold ends once the task moves on."""
+    out: dict[str, Any] = {}
+    receipt = receipt_of(event)
+    if receipt is not None and receipt.usage is not None:
+        out["spend"] = task.spend.plus(receipt.usage)
+    if task.hold is not None and state is not TaskState.CREATED:
+        out["hold"] = None
+    return out
 
 
 def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
@@ -200,6 +220,10 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             return dict(state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
         case TaskPrUpdated():
             return dict(pr=event.pr)
+        case TaskHeld():
+            return dict(hold=Hold(reason=event.message, until=event.until))
+        case TaskReleased():
+            return dict(hold=None)
         case _:
             assert_never(event)
 
@@ -405,6 +429,7 @@ def fail(
 ) -> list[TaskEvent]:
     allowed = HELD_STATES | {TaskState.REVIEW_PENDING}
     _require(task, allowed, "fail")
+    reason, message = _within_budget(task, reason, message, receipt, policy.budget)
     retry_at = retry_due_at(task.attempt, task.max_retries, reason, now, policy)
     return [
         TaskFailed(
@@ -420,12 +445,32 @@ def fail(
     ]
 
 
+def _within_budget(
+    task: Task,
+    reason: FailureReason,
+    message: str,
+    receipt: Receipt | None,
+    budget: TaskBudget,
+) -> tuple[FailureReason, str]:
+    """A failure that leaves the task past its budget is `budget_exceeded` (never retried
+    on its own); a closed PR stays `pr_closed`, a person's decision."""
+    spend = task.spend.plus(receipt.usage if receipt is not None else None)
+    overrun = budget.overrun(spend)
+    if overrun is None or reason is FailureReason.PR_CLOSED:
+        return reason, message
+    text = budget_failure(overrun, task.attempt + 1, reason.value, message)
+    return FailureReason.BUDGET_EXCEEDED, text
+
+
 def lose(
     task: Task, message: str, now: datetime, actor: str, policy: RetryPolicy
 ) -> list[TaskEvent]:
     """The holder went silent or away: the attempt is lost, and retried by policy."""
     _require(task, HELD_STATES, "mark agent_lost")
     retry_at = retry_due_at(task.attempt, task.max_retries, FailureReason.AGENT_LOST, now, policy)
+    overrun = policy.budget.overrun(task.spend)
+    if overrun is not None and retry_at is not None:
+        retry_at, message = None, f"{message}; not retried: {overrun}"
     return [
         TaskAgentLost(
             stream_id=task.task_id,
@@ -447,12 +492,20 @@ def retry(
 
 
 def send_back(
-    task: Task, prompt: str, now: datetime, actor: str, max_rounds: int
+    task: Task,
+    prompt: str,
+    now: datetime,
+    actor: str,
+    max_rounds: int,
+    budget: TaskBudget | None = None,
 ) -> list[TaskEvent]:
     """A review requested changes: a new attempt on the same branch and PR, with the
-    review as its prompt, while review rounds remain (then people take it from here)."""
+    review as its prompt, while review rounds and the task's budget remain (then people
+    take it from here)."""
     _require(task, {TaskState.REVIEW_PENDING}, "send back for changes")
     if task.review_rounds >= max_rounds:
+        return []
+    if budget is not None and budget.overrun(task.spend) is not None:
         return []
     return [_next_attempt(task, now, actor, manual=False, prompt=prompt, review=True)]
 

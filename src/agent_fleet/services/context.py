@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from agent_fleet.domain.budget import DailyBudgets
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.ports import Clock, EventStore, Forge, TaskSignal
@@ -26,6 +27,8 @@ class FleetOptions:
     reconcile_interval: timedelta = timedelta(minutes=5)
     comment_interval: timedelta = timedelta(seconds=2)
     max_review_rounds: int = 3
+    #: USD each repository may spend per UTC day before new tasks are held.
+    daily_budgets: DailyBudgets = field(default_factory=DailyBudgets)
 
     @property
     def heartbeat_timeout(self) -> timedelta:

@@ -7,10 +7,12 @@ from urllib.parse import quote
 
 from agent_fleet.ports import Forge, HostRuns
 from agent_fleet.services.agents import AgentService
+from agent_fleet.services.budgets import HoldReleases
 from agent_fleet.services.comments import CommentOn, IssueComments
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
 from agent_fleet.services.dispatch import Dispatcher, Slot
+from agent_fleet.services.insight import InsightService
 from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
 from agent_fleet.services.pulls import PullRequestOpener
@@ -30,6 +32,8 @@ class Fleet:
     logs: LogService
     webhooks: WebhookService
     forge: Forge | None
+    insight: InsightService
+    holds: HoldReleases
     dispatcher: Dispatcher | None = None
     hosts: HostRuns | None = None
     comments: IssueComments | None = None
@@ -79,6 +83,8 @@ class Fleet:
             logs=LogService(ctx),
             webhooks=webhooks,
             forge=forge,
+            insight=InsightService(ctx),
+            holds=HoldReleases(ctx),
             dispatcher=dispatcher,
             hosts=hosts,
             comments=IssueComments(ctx, forge, comment_on, scrub) if forge else None,
@@ -92,6 +98,7 @@ class Fleet:
             group.create_task(run_every("timeouts", self.sweeper.expire_timeouts, every, stop))
             group.create_task(run_every("heartbeats", self.sweeper.detect_lost_agents, every, stop))
             group.create_task(run_every("retries", self.sweeper.run_due_retries, every, stop))
+            group.create_task(run_every("holds", self.holds.tick, every, stop))
             group.create_task(self.ctx.signal.run(stop))
             if self.dispatcher is not None:
                 group.create_task(self._run_hosts(self.dispatcher, stop))

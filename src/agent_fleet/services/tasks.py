@@ -4,6 +4,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
+from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import (
     AgentNotFound,
@@ -23,6 +24,7 @@ from agent_fleet.domain.states import (
 from agent_fleet.domain.task import NewTask, Task
 from agent_fleet.domain.values import Receipt, Source
 from agent_fleet.ports import RecordedEvent, TaskQuery
+from agent_fleet.services.budgets import daily_hold
 from agent_fleet.services.commit import decide_task, fold, load_task
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.pulls import PullRequestOpener
@@ -73,7 +75,9 @@ class TaskService:
             timeout_secs=cmd.timeout_secs or int(options.default_timeout.total_seconds()),
             source=cmd.source,
         )
-        events = task_model.create(new, self._ctx.clock.now(), actor)
+        now = self._ctx.clock.now()
+        events = task_model.create(new, now, actor)
+        events += await daily_hold(self._ctx, fold(None, events), now, actor)
         await append(self._ctx, events)
         self._ctx.signal.notify()
         return fold(None, events)
@@ -116,10 +120,15 @@ class TaskService:
         )
 
     async def retry(self, task_id: str, actor: str = OPERATOR) -> Task:
+        """A failed task's next attempt; a held task's release (the operator's override)."""
         now = self._ctx.clock.now()
-        return await decide_task(
-            self._ctx, task_id, lambda t: task_model.retry(t, now, actor, manual=True)
-        )
+
+        def decide(t: Task) -> list[TaskEvent]:
+            if t.hold is not None:
+                return holds.release(t, now, actor, manual=True)
+            return task_model.retry(t, now, actor, manual=True)
+
+        return await decide_task(self._ctx, task_id, decide)
 
     async def cancel(self, task_id: str, actor: str = OPERATOR, message: str = "") -> Task:
         now = self._ctx.clock.now()

@@ -276,7 +276,8 @@ class WebhookService:
             if t.state is not TaskState.REVIEW_PENDING or not_the_tasks_pr(t, pr) is not None:
                 return []
             prompt = review_prompt(t.prompt, pr.url, pr.sender, review)
-            return task_model.send_back(t, prompt, now, actor, rounds)
+            budget = self._ctx.options.retry.budget
+            return task_model.send_back(t, prompt, now, actor, rounds, budget)
 
         try:
             before = await self._ctx.store.get_task(task_id)
@@ -285,4 +286,6 @@ class WebhookService:
             return Outcome("ignored: no such task")
         if before is not None and after.version != before.version:
             return Outcome("sent back for changes", after.task_id)
-        return Outcome("unchanged: not under review, or review rounds used up", after.task_id)
+        return Outcome(
+            "unchanged: not under review, or review rounds or budget used up", after.task_id
+        )

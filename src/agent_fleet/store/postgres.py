@@ -73,6 +73,9 @@ class PostgresEventStore(QueryReads):
 
         return await self._tx(fetch)
 
+    def _id_list(self, ids: Sequence[str]) -> Any:
+        return list(ids)  # bound as a text[] for `= ANY(...)`
+
     async def close(self) -> None:
         if self._opened:
             await self._pool.close()

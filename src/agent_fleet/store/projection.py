@@ -65,6 +65,9 @@ def task_row(task: Task) -> dict[str, Any]:
         "created_at": ts(task.created_at),
         "deadline_at": deadline,
         "retry_at": ts(task.retry_at) if task.retry_at else None,
+        "held_until": ts(task.hold.until) if task.hold else None,
+        "spent_usd": task.spend.cost_usd,
+        "spent_tokens": task.spend.tokens,
         "body": encode_task(task),
     }
 

@@ -4,8 +4,9 @@ Both dialects name their queries and parameters alike, so a store only has to
 say how to run one (`_rows`); everything here is written once.
 """
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ class QueryReads(ABC):
 
     async def list_tasks(self, query: TaskQuery) -> list[Task]:
         return await self._tasks(
-            "list_tasks",
+            "list_tasks_by_spend" if query.by_spend else "list_tasks",
             {
                 "state": query.state.value if query.state else None,
                 "agent_id": query.agent_id,
@@ -76,6 +77,9 @@ class QueryReads(ABC):
     async def retries_due(self, now: datetime, limit: int) -> list[Task]:
         return await self._tasks("retries_due", {"now": ts(now), "limit": limit})
 
+    async def holds_due(self, now: datetime, limit: int) -> list[Task]:
+        return await self._tasks("holds_due", {"now": ts(now), "limit": limit})
+
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
         return await self._agents("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
 
@@ -99,6 +103,23 @@ class QueryReads(ABC):
         params = {"stream": stream_id, "before": below, "limit": limit}
         rows = await self._rows("stream_events_before", params)
         return [recorded(r) for r in reversed(rows)]
+
+    async def task_streams_since(self, since: datetime) -> list[str]:
+        return [r[0] for r in await self._rows("task_streams_since", {"since": ts(since)})]
+
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        if not stream_ids:
+            return []
+        rows = await self._rows("event_outlines", {"streams": self._id_list(stream_ids)})
+        return [recorded(r) for r in rows]
+
+    def _id_list(self, ids: Sequence[str]) -> Any:
+        """How a list parameter travels: JSON text for SQLite's json_each (PostgreSQL: a list)."""
+        return json.dumps(list(ids))
+
+    async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
+        rows = await self._rows("repo_receipts_since", {"repo": repo, "since": ts(since)})
+        return [recorded(r) for r in rows]
 
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
         while True:

@@ -115,4 +115,8 @@ async def task_detail(request: Request, task_id: str, before: Before = None) -> 
         "before": before,
         "page_size": EVENTS_SHOWN,
     }
+    # Spend and budgets: usage per attempt, and why the task stopped retrying, if it did.
+    task, attempts = await fleet.insight.task_spend(task_id)
+    overrun = fleet.ctx.options.retry.budget.overrun(task.spend)
+    context.update(task=task, attempts=attempts, overrun=overrun)
     return templates.TemplateResponse(request, "_task_detail.html", context)

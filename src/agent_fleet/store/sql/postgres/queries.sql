@@ -31,15 +31,18 @@ SELECT pg_notify('agent_fleet_tasks', '')
 -- name: upsert_task
 INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
                    required_capabilities, repo, issue_number, created_at, deadline_at,
-                   retry_at, body)
+                   retry_at, held_until, spent_usd, spent_tokens, body)
 VALUES (%(task_id)s, %(version)s, %(state)s, %(agent_id)s, %(execution_mode)s, %(priority)s,
         %(required_capabilities)s::jsonb, %(repo)s, %(issue_number)s, %(created_at)s,
-        %(deadline_at)s, %(retry_at)s, %(body)s::jsonb)
+        %(deadline_at)s, %(retry_at)s, %(held_until)s, %(spent_usd)s, %(spent_tokens)s,
+        %(body)s::jsonb)
 ON CONFLICT (task_id) DO UPDATE SET
     version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
     execution_mode = excluded.execution_mode, priority = excluded.priority,
     required_capabilities = excluded.required_capabilities, repo = excluded.repo,
-    issue_number = excluded.issue_number, deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
+    issue_number = excluded.issue_number, deadline_at = excluded.deadline_at, retry_at = excluded.retry_at,
+    held_until = excluded.held_until, spent_usd = excluded.spent_usd,
+    spent_tokens = excluded.spent_tokens, body = excluded.body
 
 -- name: upsert_agent
 INSERT INTO agents (agent_id, version, status, mode, body)
@@ -73,6 +76,7 @@ SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on
 WITH candidate AS (
     SELECT task_id FROM tasks
     WHERE state = 'created'
+      AND held_until IS NULL  -- held: its repository's daily budget is spent
       AND execution_mode = ANY(%(modes)s)
       AND required_capabilities <@ %(capabilities)s::jsonb
     ORDER BY priority DESC, created_at, task_id
@@ -102,6 +106,11 @@ ORDER BY deadline_at LIMIT %(limit)s
 SELECT body::text FROM tasks
 WHERE retry_at IS NOT NULL AND retry_at <= %(now)s AND state IN ('failed', 'agent_lost')
 ORDER BY retry_at LIMIT %(limit)s
+
+-- name: holds_due
+SELECT body::text FROM tasks
+WHERE held_until IS NOT NULL AND held_until <= %(now)s AND state = 'created'
+ORDER BY held_until LIMIT %(limit)s
 
 -- name: stale_agents
 SELECT a.body::text FROM agents a LEFT JOIN agent_heartbeats h ON h.agent_id = a.agent_id
@@ -154,6 +163,50 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(after_created)s::text IS NULL OR (created_at, task_id) < (%(after_created)s, %(after_id)s))
 ORDER BY created_at DESC, task_id DESC
 LIMIT %(limit)s
+
+-- name: list_tasks_by_spend
+-- The biggest spenders first (USD, then tokens): the tasks_spend index in order.
+SELECT body::text FROM tasks
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(agent_id)s::text IS NULL OR agent_id = %(agent_id)s)
+  AND (%(repo)s::text IS NULL OR repo = %(repo)s)
+  AND (%(issue_number)s::integer IS NULL OR issue_number = %(issue_number)s)
+ORDER BY spent_usd DESC, spent_tokens DESC, task_id
+LIMIT %(limit)s
+
+-- name: task_streams_since
+-- The tasks a report over [since, now] must fold: every task with an event in the
+-- window, and every task still waiting (it was in the queue all along).
+SELECT DISTINCT stream FROM events WHERE at >= %(since)s::timestamptz AND type LIKE 'task.%%'
+UNION
+SELECT task_id FROM tasks WHERE state = 'created'
+
+-- name: event_outlines
+-- The histories of the given streams, by the (stream, version) key, as reports read
+-- them: without the events that change neither state nor spend (started, progress,
+-- pr_updated: progress can be most of a log), and with free text emptied (prompts,
+-- titles, summaries and messages are most of the bytes). jsonb_set(..., false) leaves
+-- absent paths alone.
+SELECT seq, type, stream, version, at, actor,
+       jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(data,
+           '{prompt}', '""', false), '{title}', '""', false), '{message}', '""', false),
+           '{receipt,summary}', '""', false), '{receipt,error}', 'null', false)::text
+FROM events
+WHERE stream = ANY(%(streams)s)
+  AND type NOT IN ('task.started', 'task.progress', 'task.pr_updated')
+-- Each history in order, straight off the (stream, version) key; ORDER BY seq led the
+-- planner to walk the whole log by its primary key and filter.
+ORDER BY stream, version
+
+-- name: repo_receipts_since
+-- The receipts of one repository's tasks since a moment (its spend today): the
+-- window's events by time, joined to their task's repository.
+SELECT e.seq, e.type, e.stream, e.version, e.at, e.actor, e.data::text
+FROM events e JOIN tasks t ON t.task_id = e.stream
+WHERE e.at >= %(since)s::timestamptz
+  AND e.type IN ('task.review_pending', 'task.completed', 'task.failed')
+  AND lower(t.repo) = lower(%(repo)s)
+ORDER BY e.at, e.seq  -- by time, so the plan walks events_at rather than every seq
 
 -- name: list_agents
 SELECT body::text FROM agents

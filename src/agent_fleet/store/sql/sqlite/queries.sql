@@ -9,16 +9,18 @@ RETURNING seq
 -- name: upsert_task
 INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
                    required_capabilities, repo, issue_number, created_at, deadline_at,
-                   retry_at, body)
+                   retry_at, held_until, spent_usd, spent_tokens, body)
 VALUES (:task_id, :version, :state, :agent_id, :execution_mode, :priority,
         :required_capabilities, :repo, :issue_number, :created_at, :deadline_at,
-        :retry_at, :body)
+        :retry_at, :held_until, :spent_usd, :spent_tokens, :body)
 ON CONFLICT (task_id) DO UPDATE SET
     version = excluded.version, state = excluded.state, agent_id = excluded.agent_id,
     execution_mode = excluded.execution_mode, priority = excluded.priority,
     required_capabilities = excluded.required_capabilities, repo = excluded.repo,
     issue_number = excluded.issue_number,
-    deadline_at = excluded.deadline_at, retry_at = excluded.retry_at, body = excluded.body
+    deadline_at = excluded.deadline_at, retry_at = excluded.retry_at,
+    held_until = excluded.held_until, spent_usd = excluded.spent_usd,
+    spent_tokens = excluded.spent_tokens, body = excluded.body
 
 -- name: upsert_agent
 INSERT INTO agents (agent_id, version, status, mode, body)
@@ -42,10 +44,12 @@ SELECT count(*) FROM tasks WHERE agent_id = :agent_id AND state IN ('assigned', 
 -- 'assigned'. It runs under BEGIN IMMEDIATE, so no other writer interleaves;
 -- the full projection and the task.assigned event are written right after it,
 -- in the same transaction. Capabilities: none required that the agent lacks.
+-- A held task (its repository's daily budget is spent) waits for its release.
 UPDATE tasks SET state = 'assigned', agent_id = :agent_id
 WHERE task_id = (
     SELECT t.task_id FROM tasks t
     WHERE t.state = 'created'
+      AND t.held_until IS NULL
       AND t.execution_mode IN (SELECT value FROM json_each(:modes))
       AND NOT EXISTS (
           SELECT 1 FROM json_each(t.required_capabilities) AS r
@@ -75,6 +79,11 @@ ORDER BY deadline_at LIMIT :limit
 SELECT body FROM tasks
 WHERE retry_at IS NOT NULL AND retry_at <= :now AND state IN ('failed', 'agent_lost')
 ORDER BY retry_at LIMIT :limit
+
+-- name: holds_due
+SELECT body FROM tasks
+WHERE held_until IS NOT NULL AND held_until <= :now AND state = 'created'
+ORDER BY held_until LIMIT :limit
 
 -- name: stale_agents
 -- Only pull agents heartbeat; ssh_cli agents' liveness is their processes.
@@ -130,6 +139,47 @@ WHERE (:state IS NULL OR state = :state)
   AND (:after_created IS NULL OR (created_at, task_id) < (:after_created, :after_id))
 ORDER BY created_at DESC, task_id DESC
 LIMIT :limit
+
+-- name: list_tasks_by_spend
+-- The biggest spenders first (USD, then tokens): the tasks_spend index in order.
+SELECT body FROM tasks
+WHERE (:state IS NULL OR state = :state)
+  AND (:agent_id IS NULL OR agent_id = :agent_id)
+  AND (:repo IS NULL OR repo = :repo)
+  AND (:issue_number IS NULL OR issue_number = :issue_number)
+ORDER BY spent_usd DESC, spent_tokens DESC, task_id
+LIMIT :limit
+
+-- name: task_streams_since
+-- The tasks a report over [since, now] must fold: every task with an event in the
+-- window, and every task still waiting (it was in the queue all along).
+SELECT DISTINCT stream FROM events WHERE at >= :since AND type LIKE 'task.%'
+UNION
+SELECT task_id FROM tasks WHERE state = 'created'
+
+-- name: event_outlines
+-- The histories of the given streams, by the (stream, version) key, as reports read
+-- them: without the events that change neither state nor spend (started, progress,
+-- pr_updated: progress can be most of a log), and with free text emptied (prompts,
+-- titles, summaries and messages are most of the bytes). json_replace leaves absent
+-- paths alone.
+SELECT seq, type, stream, version, at, actor,
+       json_replace(data, '$.prompt', '', '$.title', '', '$.message', '',
+                    '$.receipt.summary', '', '$.receipt.error', NULL)
+FROM events
+WHERE stream IN (SELECT value FROM json_each(:streams))
+  AND type NOT IN ('task.started', 'task.progress', 'task.pr_updated')
+ORDER BY stream, version  -- each history in order, straight off the (stream, version) key
+
+-- name: repo_receipts_since
+-- The receipts of one repository's tasks since a moment (its spend today): the
+-- window's events by time, joined to their task's repository.
+SELECT e.seq, e.type, e.stream, e.version, e.at, e.actor, e.data
+FROM events e JOIN tasks t ON t.task_id = e.stream
+WHERE e.at >= :since
+  AND e.type IN ('task.review_pending', 'task.completed', 'task.failed')
+  AND lower(t.repo) = lower(:repo)
+ORDER BY e.at, e.seq  -- by time, so the plan walks events_at rather than every seq
 
 -- name: list_agents
 SELECT a.body FROM agents a
