@@ -17,7 +17,7 @@ from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.report import AgentInfo, build_report
 from agent_fleet.domain.states import FailureReason, ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.domain.values import Receipt, Source, Usage
+from agent_fleet.domain.values import Artifact, Receipt, Source, Usage
 from agent_fleet.ports import EventStore
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import comment_text
@@ -97,6 +97,8 @@ async def run_once(
         status=status,
         error="tests fail" if status is ReceiptStatus.FAILED else None,
         usage=Usage(tokens=tokens, cost_usd=usd),
+        # A task from an issue must have changed something to complete (else `no_changes`).
+        artifacts=(Artifact(type="commit", sha="0123abcd"),),
     )
     return await fleet.tasks.complete(handout.task.task_id, receipt)
 
