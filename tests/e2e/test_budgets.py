@@ -166,7 +166,7 @@ def test_a_spent_repository_gets_new_tasks_held_until_an_operator_retries(
         got = dequeue(puller, "worker")
         assert got is not None and got[0] == held["task_id"]
         assert [e["type"] for e in history(admin, held["task_id"])][-2:] == [
-            "task.released",
+            "task.hold_lifted",
             "task.assigned",
         ]
         rebuilt = server.cli("db", "rebuild", "--check", "--config", str(server.config_path))

@@ -128,7 +128,7 @@ async def test_a_spent_repository_gets_its_new_tasks_held_until_midnight(
     released = await fleet.tasks.get(held.task_id)
     assert released.hold is None and released.state is TaskState.CREATED
     types = [type(r.event).__name__ for r in await store.stream_events(held.task_id)]
-    assert types == ["TaskCreated", "TaskHeld", "TaskReleased"]
+    assert types == ["TaskCreated", "TaskHeld", "TaskHoldLifted"]
     # A new day: yesterday's spend no longer holds anything.
     assert (await create(fleet, "third", "acme/widgets")).hold is None
     assert (await rebuild(store, write=False)).matches
@@ -143,7 +143,7 @@ async def test_an_operators_retry_releases_a_held_task_at_once(
     released = await fleet.tasks.retry(held.task_id)
     assert released.hold is None and released.attempt == 0
     (event,) = [r.event for r in await store.stream_events(held.task_id)][-1:]
-    assert type(event).__name__ == "TaskReleased" and event.actor == "operator"
+    assert type(event).__name__ == "TaskHoldLifted" and event.actor == "operator"
     got = await fleet.dequeue.dequeue("a1", None, timedelta(0))
     assert got is not None and got.task.task_id == held.task_id
 

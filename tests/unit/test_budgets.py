@@ -18,7 +18,7 @@ from agent_fleet.domain.budget import (
     usage_tokens,
 )
 from agent_fleet.domain.errors import InvalidTransition
-from agent_fleet.domain.events import TaskAgentLost, TaskFailed, TaskHeld, TaskReleased
+from agent_fleet.domain.events import TaskAgentLost, TaskFailed, TaskHeld, TaskHoldLifted
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus, TaskState
@@ -252,7 +252,7 @@ def test_a_hold_ends_at_its_release_or_when_an_operator_assigns_the_task() -> No
     assert not holds.is_release_due(held, held.hold.until - timedelta(microseconds=1))
     assert holds.is_release_due(held, held.hold.until)
     [released] = holds.release(held, held.hold.until, "loop:holds", manual=False)
-    assert isinstance(released, TaskReleased) and fold(held, [released]).hold is None
+    assert isinstance(released, TaskHoldLifted) and fold(held, [released]).hold is None
     assert assigned(held).hold is None
     with pytest.raises(InvalidTransition):
         holds.release(new(), T0, "op", manual=True)

@@ -119,7 +119,7 @@ class TaskHeld(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskReleased(Event):
+class TaskHoldLifted(Event):
     """A held task may be claimed again: its day came (`manual` false) or an operator said so."""
 
     manual: bool
@@ -139,7 +139,7 @@ TaskEvent = (
     | TaskCancelled
     | TaskPrUpdated
     | TaskHeld
-    | TaskReleased
+    | TaskHoldLifted
 )
 
 
@@ -192,7 +192,7 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
     "task.cancelled": TaskCancelled,
     "task.pr_updated": TaskPrUpdated,
     "task.held": TaskHeld,
-    "task.released": TaskReleased,
+    "task.hold_lifted": TaskHoldLifted,
     "agent.registered": AgentRegistered,
     "agent.online": AgentOnline,
     "agent.offline": AgentOffline,

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from agent_fleet.domain.budget import Spend, repo_hold
 from agent_fleet.domain.errors import InvalidTransition
-from agent_fleet.domain.events import TaskEvent, TaskHeld, TaskReleased
+from agent_fleet.domain.events import TaskEvent, TaskHeld, TaskHoldLifted
 from agent_fleet.domain.states import TaskState
 from agent_fleet.domain.task import Task
 
@@ -37,7 +37,7 @@ def release(task: Task, now: datetime, actor: str, *, manual: bool) -> list[Task
     if task.state is not TaskState.CREATED or task.hold is None:
         raise InvalidTransition(task.task_id, task.state, "release")
     return [
-        TaskReleased(
+        TaskHoldLifted(
             stream_id=task.task_id, version=task.next_version, at=now, actor=actor, manual=manual
         )
     ]

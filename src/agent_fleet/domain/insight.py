@@ -22,9 +22,9 @@ from agent_fleet.domain.events import (
     TaskEvent,
     TaskFailed,
     TaskHeld,
+    TaskHoldLifted,
     TaskProgress,
     TaskPrUpdated,
-    TaskReleased,
     TaskRerouted,
     TaskRetried,
     TaskReviewPending,
@@ -167,7 +167,7 @@ def state_after(state: TaskState, event: TaskEvent) -> TaskState:
             return TaskState.AGENT_LOST
         case TaskCancelled():
             return TaskState.CANCELLED
-        case TaskProgress() | TaskPrUpdated() | TaskHeld() | TaskReleased():
+        case TaskProgress() | TaskPrUpdated() | TaskHeld() | TaskHoldLifted():
             return state
         case _:
             assert_never(event)

@@ -21,9 +21,9 @@ from agent_fleet.domain.events import (
     TaskEvent,
     TaskFailed,
     TaskHeld,
+    TaskHoldLifted,
     TaskProgress,
     TaskPrUpdated,
-    TaskReleased,
     TaskRerouted,
     TaskRetried,
     TaskReviewPending,
@@ -222,7 +222,7 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             return dict(pr=event.pr)
         case TaskHeld():
             return dict(hold=Hold(reason=event.message, until=event.until))
-        case TaskReleased():
+        case TaskHoldLifted():
             return dict(hold=None)
         case _:
             assert_never(event)
