@@ -56,9 +56,11 @@ async def open_store_url(url: str) -> tuple[EventStore, str]:
     return store, kind
 
 
-def task_signal(settings: Settings) -> TaskSignal:
-    url = settings.store_url
-    return PostgresTaskSignal(url) if url.startswith(POSTGRES_SCHEMES) else AsyncioTaskSignal()
+def task_signal(store: EventStore) -> TaskSignal:
+    if isinstance(store, PostgresEventStore):
+        # The same origin as the store's NOTIFYs: a replica skips the notices it sent.
+        return PostgresTaskSignal(store.url, store.origin)
+    return AsyncioTaskSignal()
 
 
 def describe_store(settings: Settings) -> str:
@@ -100,7 +102,7 @@ def build_fleet(
         forge=forge_client(settings),
         store=store,
         clock=SystemClock(),
-        signal=task_signal(settings),
+        signal=task_signal(store),
         options=fleet_options(settings),
     )
     return Fleet.assemble(

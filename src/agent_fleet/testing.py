@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
-from agent_fleet.domain.errors import ConcurrencyConflict
+from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, ConcurrencyConflict
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
@@ -68,6 +68,11 @@ class InMemoryEventStore:
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async with self._lock:
+            stored = self._agents.get(agent.agent_id)
+            if stored is None:
+                raise AgentNotFound(agent.agent_id)
+            if stored.status is not AgentStatus.ONLINE:
+                raise AgentUnavailable(agent.agent_id, stored.status)
             if len(self._held(agent.agent_id)) >= agent.max_concurrency:
                 return None
             caps = set(agent.capabilities)
@@ -219,6 +224,17 @@ class InMemoryEventStore:
             and a.mode is AgentMode.HTTP_PULL
             and self._beats.get(a.agent_id, NEVER) < cutoff
         ][:limit]
+
+    async def orphaned_tasks(self, limit: int) -> list[Task]:
+        def absent(agent_id: str | None) -> bool:
+            agent = self._agents.get(agent_id) if agent_id is not None else None
+            return agent is None or agent.status is not AgentStatus.ONLINE
+
+        held = sorted(
+            (t for t in self._tasks.values() if t.is_held and absent(t.agent_id)),
+            key=lambda t: (t.created_at, t.task_id),
+        )
+        return held[:limit]
 
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
         return self._beats.get(agent_id)

@@ -16,7 +16,13 @@ import structlog
 from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
-from agent_fleet.domain.errors import FleetError, HostUnreachable, LaunchFailed
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    FleetError,
+    HostUnreachable,
+    LaunchFailed,
+)
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import (
@@ -169,7 +175,10 @@ class Dispatcher:
             agent = await self._ctx.store.get_agent(slot.agent_id)
             if agent is None or agent.status is AgentStatus.DEREGISTERED:
                 continue
-            task = await self._ctx.store.claim_task(agent, SSH_MODES, new_lease(), now)
+            try:
+                task = await self._ctx.store.claim_task(agent, SSH_MODES, new_lease(), now)
+            except (AgentNotFound, AgentUnavailable):
+                continue  # deregistered since we looked
             if task is not None:
                 return slot, task
         return None

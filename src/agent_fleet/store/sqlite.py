@@ -31,11 +31,16 @@ from agent_fleet.codec import (
 )
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
-from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    ConcurrencyConflict,
+    StoreError,
+)
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
-from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
@@ -202,7 +207,12 @@ class SqliteEventStore(QueryReads):
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         def _claim(conn: sqlite3.Connection) -> Task | None:
-            held = conn.execute(Q["count_held"], {"agent_id": agent.agent_id}).fetchone()[0]
+            claimer = conn.execute(Q["claimer"], {"agent_id": agent.agent_id}).fetchone()
+            if claimer is None:
+                raise AgentNotFound(agent.agent_id)
+            status, held = claimer
+            if status != AgentStatus.ONLINE:
+                raise AgentUnavailable(agent.agent_id, status)
             if held >= agent.max_concurrency:
                 return None
             row = conn.execute(
