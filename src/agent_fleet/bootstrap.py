@@ -41,9 +41,11 @@ async def open_store(settings: Settings) -> tuple[EventStore, str]:
 
 
 async def open_store_url(url: str) -> tuple[EventStore, str]:
+    """SQLite is opened exclusively: one agent-fleet process per file (`DatabaseInUse`)."""
     store: SqliteEventStore | PostgresEventStore
     if url.startswith("sqlite:///"):
-        store, kind = SqliteEventStore(Path(url.removeprefix("sqlite:///"))), "sqlite"
+        path = Path(url.removeprefix("sqlite:///"))
+        store, kind = SqliteEventStore(path, exclusive=True), "sqlite"
     elif url.startswith(POSTGRES_SCHEMES):
         store, kind = PostgresEventStore(url), "postgresql"
     else:
@@ -52,7 +54,11 @@ async def open_store_url(url: str) -> tuple[EventStore, str]:
             f"orchestrator.db_url: unsupported store URL scheme {scheme!r} "
             "(use sqlite:///path or postgresql://...)"
         )
-    await store.migrate()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()  # and with it the file's lock
+        raise
     return store, kind
 
 
