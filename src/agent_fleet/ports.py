@@ -98,8 +98,18 @@ class EventStore(Protocol):
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
-    ) -> LogHead: ...
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
+    ) -> LogHead:
+        """Add a chunk at `offset` (`domain.logbook.plan_append`); `source_length`: the
+        source bytes a rewritten (redacted) chunk stands for."""
+        ...
+
     async def read_log(
         self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
     ) -> tuple[bytes, LogHead]: ...

@@ -119,12 +119,18 @@ class InMemoryEventStore:
             self._agents = {a.agent_id: a for a in agents}
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         async with self._lock:
             key = (task_id, attempt)
             head = self._log_heads.get(key, LogHead())
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.keep:
                 self._log_chunks.setdefault(key, []).append((head.stored, plan.keep))
             self._log_heads[key] = plan.head

@@ -731,6 +731,20 @@ async def test_task_logs_append_by_offset_and_read_back(store: EventStore) -> No
     assert (await store.read_log(t, 0, 9, 1000))[0] == b"ld!!!!" + marker
 
 
+async def test_task_logs_count_source_bytes_for_rewritten_chunks(store: EventStore) -> None:
+    """A redacted chunk stands for more bytes of the run's file than it stores."""
+    t = TaskId("t1")
+    assert await store.append_log(t, 0, 0, b"key=[redacted]\n", 100, 44) == LogHead(44, 15, False)
+    assert await store.append_log(t, 0, 44, b"next\n", 100, 5) == LogHead(49, 20, False)
+    # An overlap that cannot be cut is refused whole; the ack says where to resume.
+    assert await store.append_log(t, 0, 40, b"[x]\nnext\nmore\n", 100, 19) == LogHead(49, 20, False)
+    assert await store.append_log(t, 0, 49, b"more\n", 100, 5) == LogHead(54, 25, False)
+    assert await store.read_log(t, 0, 0, 1000) == (
+        b"key=[redacted]\nnext\nmore\n",
+        LogHead(54, 25, False),
+    )
+
+
 async def test_webhook_deliveries_are_new_once_by_id_and_by_content(store: EventStore) -> None:
     assert await store.record_delivery("d1", "body-1", "issues", at(0)) is True
     assert await store.record_delivery("d1", "body-2", "issues", at(1)) is False  # same id

@@ -190,7 +190,13 @@ class PostgresEventStore(QueryReads):
         await self._tx(run)
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         key = {"task_id": task_id, "attempt": attempt}
 
@@ -198,7 +204,7 @@ class PostgresEventStore(QueryReads):
             await conn.execute(Q["ensure_log_head"], key)
             row = await (await conn.execute(Q["lock_log_head"], key)).fetchone()
             head = LogHead(row[0], row[1], row[2]) if row else LogHead()
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.head == head:
                 return head
             if plan.keep:

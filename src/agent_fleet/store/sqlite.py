@@ -192,11 +192,17 @@ class SqliteEventStore(QueryReads):
         await self._tx(_replace)
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         def _append(conn: sqlite3.Connection) -> LogHead:
             head = _log_head(conn, task_id, attempt)
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.head == head:
                 return head
             key = {"task_id": task_id, "attempt": attempt}
