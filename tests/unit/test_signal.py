@@ -125,3 +125,42 @@ def test_a_replica_acts_on_other_replicas_notices_and_skips_its_own() -> None:
         return heard
 
     assert asyncio.run(scenario()) == [False, False, True, True]
+
+
+def test_a_notice_names_what_an_append_changed_and_nothing_else() -> None:
+    import json
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from agent_fleet.domain import task as task_model
+    from agent_fleet.domain.ids import AgentId, Lease, TaskId
+    from agent_fleet.store.postgres_signal import MAX_PAYLOAD_BYTES, notice
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    spec = task_model.NewTask(
+        task_id=TaskId("t"), title="t", prompt="p", required_capabilities=("py",),
+        max_retries=1, timeout_secs=60,
+    )  # fmt: skip
+    created = task_model.replay(task_model.create(spec, now, "op"))
+    assert created is not None
+    assigned = task_model.evolve(
+        created, task_model.assign(created, AgentId("a"), None, Lease("L"), now, "a")[0]
+    )
+    running = task_model.evolve(assigned, task_model.start(assigned, now, "a")[0])
+    progressed = task_model.evolve(
+        running, task_model.report_progress(running, "half", 50, now, "a")[0]
+    )
+
+    def said(before: task_model.Task | None, after: task_model.Task) -> object:
+        payload = notice("me", {"t": (before, after)}, {})
+        return None if payload is None else json.loads(payload)
+
+    assert said(None, created) == {"o": "me", "w": [[["py"], "undecided"]], "a": []}
+    assert said(created, assigned) is None  # a claim wakes nobody
+    assert said(running, progressed) is None  # progress neither
+    released = task_model.evolve(assigned, task_model.release(assigned, "x", now, "l")[0])
+    assert said(assigned, released) == {"o": "me", "w": [[["py"], "undecided"]], "a": ["a"]}
+    huge = replace(created, required_capabilities=tuple(f"cap-{n:04}" for n in range(2000)))
+    payload = notice("me", {"t": (None, huge)}, {})
+    assert payload is not None and len(payload) < MAX_PAYLOAD_BYTES
+    assert json.loads(payload) == {"o": "me", "all": True}
