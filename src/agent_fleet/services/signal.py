@@ -23,9 +23,9 @@ class AsyncioTaskSignal:
     def notify(self, opening: Opening | None = None) -> None:
         self._wake_watchers()
         if opening is not None:
-            self.wake_one(opening)
+            self._wake_one(opening)
 
-    def wake_one(self, opening: Opening) -> bool:
+    def _wake_one(self, opening: Opening) -> bool:
         """Wake the longest-waiting long-poll that could take `opening`; False if none."""
         for ticket in self._line.values():
             if ticket.appetite.takes(opening):
@@ -122,4 +122,4 @@ class _Ticket:
             self._key = None
         opening, self._unanswered = self._unanswered, None
         if opening is not None:
-            self._signal.wake_one(opening)  # out of line first: it cannot be chosen again
+            self._signal._wake_one(opening)  # out of line first: it cannot be chosen again

@@ -85,7 +85,7 @@ class Sweeper:
             ) -> list[TaskEvent]:
                 if t.lease != lease or not t.is_held:
                     return []
-                return task_model.take_back(t, why, now, "loop:heartbeats", self._ctx.options.retry)
+                return task_model.take_back(t, why, now, "loop:orphans", self._ctx.options.retry)
 
             if await self._apply(task, decide):
                 released += 1

@@ -42,8 +42,11 @@ class DatabaseLock:
     def acquire(cls, database: Path) -> "DatabaseLock":
         """Lock `database` for this process, or raise `DatabaseInUse` at once."""
         path = lock_path(database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+        except OSError as e:  # the directory is unusable: the same words as the store's
+            raise StoreError(f"sqlite store at {database}: {e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
