@@ -450,6 +450,24 @@ async def test_no_claim_for_an_agent_that_is_not_online(store: EventStore) -> No
     assert claimed is not None and claimed.task_id == "t"
 
 
+async def test_a_released_task_projects_as_its_replay_and_is_claimable_again(
+    store: EventStore,
+) -> None:
+    await store.append(created("t"))
+    agent = await add_agent(store, "a", slots=2)
+    first = await store.claim_task(agent, PULL, Lease("L1"), at(1))
+    assert first is not None
+    await decide(store, "t", lambda t: task_model.release(t, "its agent left", at(2), "loop"))
+    replayed = task_model.replay(await task_stream(store, "t"))
+    assert await store.get_task(TaskId("t")) == replayed
+    assert replayed is not None and (replayed.state, replayed.attempt) == (TaskState.CREATED, 0)
+    again = await store.claim_task(agent, PULL, Lease("L2"), at(3))
+    assert again is not None and (again.attempt, again.lease) == (0, "L2")
+    assert [type(e).__name__ for e in await task_stream(store, "t")] == [
+        "TaskCreated", "TaskAssigned", "TaskReleased", "TaskAssigned",
+    ]  # fmt: skip
+
+
 async def test_orphaned_tasks_are_held_by_agents_that_are_not_online(store: EventStore) -> None:
     for i, (name, owner) in enumerate(
         [("alive-1", "alive"), ("quiet-1", "quiet"), ("quiet-2", "quiet"), ("left-1", "left")]
