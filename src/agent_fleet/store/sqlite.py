@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
-from agent_fleet.store.sqlfile import load_migrations, load_queries
+from agent_fleet.store.sqlfile import load_queries
 from agent_fleet.store.sqlite_file import (
     WAL_LIMIT_BYTES,
     FileIdentity,
@@ -46,6 +46,7 @@ from agent_fleet.store.sqlite_file import (
     wal_bytes,
 )
 from agent_fleet.store.sqlite_lock import DatabaseLock
+from agent_fleet.store.sqlite_schema import apply_migrations, enable_wal
 from agent_fleet.store.sqlite_threads import StoreThread
 
 T = TypeVar("T")
@@ -89,7 +90,7 @@ class SqliteEventStore(QueryReads):
     def _open_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
-        _enable_wal(conn)
+        enable_wal(conn, BUSY_TIMEOUT_MS)
         # FULL: a committed transaction survives power loss, not only a crash.
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         bound_wal(conn)
@@ -127,7 +128,7 @@ class SqliteEventStore(QueryReads):
 
     async def migrate(self) -> int:
         """Apply pending numbered migrations; returns how many were applied."""
-        return await self._run(_migrate)
+        return await self._run(apply_migrations)
 
     async def schema(self) -> list[str]:
         def _schema(conn: sqlite3.Connection) -> list[str]:
@@ -316,53 +317,3 @@ def _append_in_tx(
 def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
     row = conn.execute(Q["log_head"], {"task_id": task_id, "attempt": attempt}).fetchone()
     return LogHead(row[0], row[1], bool(row[2])) if row else LogHead()
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting out other writers: SQLite does not apply busy_timeout here."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _migrate(conn: sqlite3.Connection) -> int:
-    """Apply every pending migration in one write transaction.
-
-    The applied versions are read inside that transaction: two processes
-    starting on one file at once take turns, and the second finds nothing to do.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        applied = 0
-        for number, name, sql in load_migrations("sqlite"):
-            if number in done:
-                continue
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, ts(datetime.now(UTC))),
-            )
-            applied += 1
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return applied
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no `;` inside literals)."""
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
