@@ -50,9 +50,11 @@ async def open_store(settings: Settings) -> tuple[EventStore, str]:
 
 
 async def open_store_url(url: str) -> tuple[EventStore, str]:
+    """SQLite is opened exclusively: one agent-fleet process per file (`DatabaseInUse`)."""
     store: SqliteEventStore | PostgresEventStore
     if url.startswith("sqlite:///"):
-        store, kind = SqliteEventStore(Path(url.removeprefix("sqlite:///"))), "sqlite"
+        path = Path(url.removeprefix("sqlite:///"))
+        store, kind = SqliteEventStore(path, exclusive=True), "sqlite"
     elif url.startswith(POSTGRES_SCHEMES):
         store, kind = PostgresEventStore(url), "postgresql"
     else:
@@ -61,13 +63,19 @@ async def open_store_url(url: str) -> tuple[EventStore, str]:
             f"orchestrator.db_url: unsupported store URL scheme {scheme!r} "
             "(use sqlite:///path or postgresql://...)"
         )
-    await store.migrate()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()  # and with it the file's lock
+        raise
     return store, kind
 
 
-def task_signal(settings: Settings) -> TaskSignal:
-    url = settings.store_url
-    return PostgresTaskSignal(url) if url.startswith(POSTGRES_SCHEMES) else AsyncioTaskSignal()
+def task_signal(store: EventStore) -> TaskSignal:
+    if isinstance(store, PostgresEventStore):
+        # The same origin as the store's NOTIFYs: a replica skips the notices it sent.
+        return PostgresTaskSignal(store.url, store.origin)
+    return AsyncioTaskSignal()
 
 
 def describe_store(settings: Settings) -> str:
@@ -124,7 +132,7 @@ def build_fleet(
         forge=forge_client(settings),
         store=store,
         clock=SystemClock(),
-        signal=task_signal(settings),
+        signal=task_signal(store),
         options=fleet_options(settings),
     )
     return Fleet.assemble(

@@ -15,6 +15,7 @@ from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead
+from agent_fleet.domain.matching import Appetite, Opening
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Usage
@@ -72,7 +73,13 @@ class EventStore(Protocol):
     async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]: ...
     async def claim_task(
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
-    ) -> Task | None: ...
+    ) -> Task | None:
+        """Assign the best open task `agent` can take, in one transaction, or None.
+
+        The agent's stored status is checked in that transaction: one that is not
+        online takes nothing (`AgentUnavailable`; `AgentNotFound` when unknown).
+        """
+        ...
 
     async def get_task(self, task_id: TaskId) -> Task | None: ...
     async def get_agent(self, agent_id: AgentId) -> Agent | None: ...
@@ -86,13 +93,26 @@ class EventStore(Protocol):
     async def retries_due(self, now: datetime, limit: int) -> list[Task]: ...
     async def holds_due(self, now: datetime, limit: int) -> list[Task]: ...
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]: ...
+    async def orphaned_tasks(self, limit: int) -> list[Task]:
+        """Held tasks whose agent is not online (offline, deregistered or unknown)."""
+        ...
 
     async def record_heartbeat(self, beat: Heartbeat) -> None: ...
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
-    ) -> LogHead: ...
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
+    ) -> LogHead:
+        """Add a chunk at `offset` (`domain.logbook.plan_append`); `source_length`: the
+        source bytes a rewritten (redacted) chunk stands for."""
+        ...
+
     async def read_log(
         self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
     ) -> tuple[bytes, LogHead]: ...
@@ -183,10 +203,43 @@ class Forge(Protocol):
     async def close(self) -> None: ...
 
 
-class TaskSignal(Protocol):
-    """Wakes long-polling dequeues when work may have become available."""
+class Ticket(Protocol):
+    """A long-poll's place in the line of waiting claimers (`TaskSignal.line_up`)."""
 
-    def notify(self) -> None: ...
+    def rejoin(self, appetite: Appetite) -> None:
+        """About to look for work: a wake so far is answered by that look; back in line."""
+        ...
+
+    async def wait(self, timeout: float, until: asyncio.Event | None = None) -> bool:  # noqa: ASYNC109 -- a plain wait with a bound
+        """True when woken (look again); False on timeout or once `until` is set."""
+        ...
+
+    def leave(self) -> None:
+        """Out of line for good; a wake that no look answered goes to the next in line."""
+        ...
+
+
+class TaskSignal(Protocol):
+    """Wakes waiters when work may have become available.
+
+    Long-polls stand in line (`line_up`): a claimable task wakes one of them, the
+    one waiting longest among those that could take it, not all of them. Watchers
+    (`wait`: the ssh_cli dispatcher) wake on every notice.
+    """
+
+    def notify(self, opening: Opening | None = None) -> None:
+        """Work may be available; with `opening`, exactly one task became claimable."""
+        ...
+
+    def wake_agent(self, agent_id: str) -> None:
+        """This agent's lot changed (a slot freed, it went away): its long-polls look again."""
+        ...
+
+    def wake_all(self) -> None:
+        """Every long-poll looks again (shutting down; notices may have been missed)."""
+        ...
+
+    def line_up(self, appetite: Appetite) -> Ticket: ...
     async def run(self, stop: asyncio.Event) -> None: ...
     async def wait(self, timeout: float) -> bool: ...  # noqa: ASYNC109 -- a plain wait with a bound
 

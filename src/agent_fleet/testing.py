@@ -15,7 +15,7 @@ from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import receipt_of
-from agent_fleet.domain.errors import ConcurrencyConflict
+from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, ConcurrencyConflict
 from agent_fleet.domain.events import (
     AnyEvent,
     TaskProgress,
@@ -76,6 +76,11 @@ class InMemoryEventStore:
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async with self._lock:
+            stored = self._agents.get(agent.agent_id)
+            if stored is None:
+                raise AgentNotFound(agent.agent_id)
+            if stored.status is not AgentStatus.ONLINE:
+                raise AgentUnavailable(agent.agent_id, stored.status)
             if len(self._held(agent.agent_id)) >= agent.max_concurrency:
                 return None
             caps = set(agent.capabilities)
@@ -123,12 +128,18 @@ class InMemoryEventStore:
             self._agents = {a.agent_id: a for a in agents}
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         async with self._lock:
             key = (task_id, attempt)
             head = self._log_heads.get(key, LogHead())
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.keep:
                 self._log_chunks.setdefault(key, []).append((head.stored, plan.keep))
             self._log_heads[key] = plan.head
@@ -238,6 +249,17 @@ class InMemoryEventStore:
             and a.mode is AgentMode.HTTP_PULL
             and self._beats.get(a.agent_id, NEVER) < cutoff
         ][:limit]
+
+    async def orphaned_tasks(self, limit: int) -> list[Task]:
+        def absent(agent_id: str | None) -> bool:
+            agent = self._agents.get(agent_id) if agent_id is not None else None
+            return agent is None or agent.status is not AgentStatus.ONLINE
+
+        held = sorted(
+            (t for t in self._tasks.values() if t.is_held and absent(t.agent_id)),
+            key=lambda t: (t.created_at, t.task_id),
+        )
+        return held[:limit]
 
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
         return self._beats.get(agent_id)

@@ -21,7 +21,12 @@ import pytest
 from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
-from agent_fleet.domain.errors import ConcurrencyConflict, FleetError
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    ConcurrencyConflict,
+    FleetError,
+)
 from agent_fleet.domain.events import AgentEvent, AnyEvent, TaskAssigned, TaskEvent
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead
@@ -457,6 +462,72 @@ async def test_claim_respects_max_concurrency_per_agent(store: EventStore) -> No
     }  # fmt: skip
 
 
+async def test_no_claim_for_an_agent_that_is_not_online(store: EventStore) -> None:
+    """The stored status decides, inside the claim: the caller's copy may be stale."""
+    await store.append(created("t"))
+    snapshot = await add_agent(store, "a", slots=5)  # online when the caller read it
+    await store.append(agent_model.go_offline(snapshot, "silent", at(1), "loop"))
+    with pytest.raises(AgentUnavailable) as offline:
+        await store.claim_task(snapshot, PULL, Lease("L1"), at(2))
+    assert offline.value.status == AgentStatus.OFFLINE
+
+    await store.append(agent_model.come_online(await agent_of(store, "a"), at(3), "a"))
+    await store.append(agent_model.deregister(await agent_of(store, "a"), at(4), "a"))
+    with pytest.raises(AgentUnavailable) as gone:
+        await store.claim_task(snapshot, PULL, Lease("L2"), at(5))
+    assert gone.value.status == AgentStatus.DEREGISTERED
+    _, stranger = enlist("never-registered", slots=5)
+    with pytest.raises(AgentNotFound):
+        await store.claim_task(stranger, PULL, Lease("L3"), at(6))
+
+    assert (await task_of(store, "t")).state is TaskState.CREATED
+    assert [type(e).__name__ for e in await task_stream(store, "t")] == ["TaskCreated"]
+    back = await add_agent(store, "b", slots=5)
+    claimed = await store.claim_task(back, PULL, Lease("L4"), at(7))
+    assert claimed is not None and claimed.task_id == "t"
+
+
+async def test_a_released_task_projects_as_its_replay_and_is_claimable_again(
+    store: EventStore,
+) -> None:
+    await store.append(created("t"))
+    agent = await add_agent(store, "a", slots=2)
+    first = await store.claim_task(agent, PULL, Lease("L1"), at(1))
+    assert first is not None
+    await decide(store, "t", lambda t: task_model.release(t, "its agent left", at(2), "loop"))
+    replayed = task_model.replay(await task_stream(store, "t"))
+    assert await store.get_task(TaskId("t")) == replayed
+    assert replayed is not None and (replayed.state, replayed.attempt) == (TaskState.CREATED, 0)
+    again = await store.claim_task(agent, PULL, Lease("L2"), at(3))
+    assert again is not None and (again.attempt, again.lease) == (0, "L2")
+    assert [type(e).__name__ for e in await task_stream(store, "t")] == [
+        "TaskCreated", "TaskAssigned", "TaskReleased", "TaskAssigned",
+    ]  # fmt: skip
+
+
+async def test_orphaned_tasks_are_held_by_agents_that_are_not_online(store: EventStore) -> None:
+    for i, (name, owner) in enumerate(
+        [("alive-1", "alive"), ("quiet-1", "quiet"), ("quiet-2", "quiet"), ("left-1", "left")]
+    ):
+        await store.append(created(name, caps=(owner,), when=i))
+    await store.append(created("open", caps=("nobody",), when=9))
+    for name in ("alive", "quiet", "left"):
+        agent = await add_agent(store, name, caps=(name,), slots=5)
+        assert await claim_all(store, agent, PULL)
+    await decide(store, "quiet-2", lambda t: task_model.start(t, at(50), "quiet"))
+    await store.append(agent_model.go_offline(await agent_of(store, "quiet"), "x", at(60), "l"))
+    await store.append(agent_model.deregister(await agent_of(store, "left"), at(61), "left"))
+
+    assert ids(await store.orphaned_tasks(10)) == ["quiet-1", "quiet-2", "left-1"]
+    assert ids(await store.orphaned_tasks(2)) == ["quiet-1", "quiet-2"]  # oldest first
+    await decide(store, "quiet-1", lambda t: task_model.release(t, "gone", at(70), "loop"))
+    assert ids(await store.orphaned_tasks(10)) == ["quiet-2", "left-1"]
+    released = await task_of(store, "quiet-1")
+    assert (released.state, released.agent_id, released.lease, released.attempt) == (
+        TaskState.CREATED, None, None, 0,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("instances", [1, 4])
 async def test_claim_race_hands_each_task_to_exactly_one_agent(
     open_store: OpenStore, instances: int
@@ -715,6 +786,20 @@ async def test_task_logs_append_by_offset_and_read_back(store: EventStore) -> No
     assert (await store.read_log(t, 0, 9, 1000))[0] == b"ld!!!!" + marker
 
 
+async def test_task_logs_count_source_bytes_for_rewritten_chunks(store: EventStore) -> None:
+    """A redacted chunk stands for more bytes of the run's file than it stores."""
+    t = TaskId("t1")
+    assert await store.append_log(t, 0, 0, b"key=[redacted]\n", 100, 44) == LogHead(44, 15, False)
+    assert await store.append_log(t, 0, 44, b"next\n", 100, 5) == LogHead(49, 20, False)
+    # An overlap that cannot be cut is refused whole; the ack says where to resume.
+    assert await store.append_log(t, 0, 40, b"[x]\nnext\nmore\n", 100, 19) == LogHead(49, 20, False)
+    assert await store.append_log(t, 0, 49, b"more\n", 100, 5) == LogHead(54, 25, False)
+    assert await store.read_log(t, 0, 0, 1000) == (
+        b"key=[redacted]\nnext\nmore\n",
+        LogHead(54, 25, False),
+    )
+
+
 async def test_webhook_deliveries_are_new_once_by_id_and_by_content(store: EventStore) -> None:
     assert await store.record_delivery("d1", "body-1", "issues", at(0)) is True
     assert await store.record_delivery("d1", "body-2", "issues", at(1)) is False  # same id
@@ -841,9 +926,11 @@ async def test_sqlite_opening_a_new_file_waits_for_another_writer(tmp_path: Path
 def random_decision(rng: random.Random, task: Task, now: datetime) -> list[TaskEvent]:
     """One lifecycle step picked at random; it may be refused (a domain error)."""
     receipt = Receipt(task_id=task.task_id, agent_id=AgentId("g"), status=ReceiptStatus.COMPLETED)
-    match rng.randrange(6):
+    match rng.randrange(7):
         case 0:
             return task_model.start(task, now, "g")
+        case 5:
+            return task_model.release(task, "gone before it started", now, "loop")
         case 1:
             return task_model.fail(task, FailureReason.ERROR, "x", now, "g", POLICY)
         case 2:
@@ -871,6 +958,8 @@ async def test_the_fake_answers_like_sqlite_under_a_random_workload(tmp_path: Pa
                 answers.append(sorted(ids(answer)) if unordered else answer)
             except ConcurrencyConflict as e:
                 answers.append(("conflict", e.stream_id, e.version))
+            except FleetError as e:  # a claim by an agent that is not online, ...
+                answers.append((type(e).__name__, str(e)))
         assert answers[0] == answers[1], (name, args, answers)
 
     def caps() -> tuple[str, ...]:
@@ -920,6 +1009,7 @@ async def test_the_fake_answers_like_sqlite_under_a_random_workload(tmp_path: Pa
         await same("list_tasks", TaskQuery(agent_id=agent_id, limit=3))
     await same("list_agents", AgentQuery())
     await same("list_agents", AgentQuery(status=AgentStatus.ONLINE, capability="a"))
+    await same("orphaned_tasks", 1000)
     for moment in (T0, now - timedelta(seconds=60), now + timedelta(seconds=60)):
         # Ties in deadline or retry time have no defined order: compared as sets.
         await same("timed_out_tasks", moment, 1000, unordered=True)

@@ -8,8 +8,10 @@ import pytest
 
 from agent_fleet.domain.events import TaskAssigned
 from agent_fleet.domain.ids import Lease
+from agent_fleet.domain.matching import Appetite
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.store.postgres import PostgresEventStore
+from agent_fleet.store.postgres_signal import PostgresTaskSignal
 from agent_fleet.store.sqlfile import load_migrations
 from tests.contract.builders import agent_of, at, created, registered
 
@@ -67,3 +69,33 @@ def test_claim_race_across_pools_is_exactly_once_and_gap_free(pg_url: str) -> No
     assert Counter(claimed) == Counter({f"t{i:03}": 1 for i in range(tasks)})
     assert seqs == list(range(1, len(seqs) + 1)), "the global order has a gap"
     assert set(assigned.values()) == {1} and len(assigned) == tasks
+
+
+def test_a_task_created_on_one_replica_wakes_a_fitting_long_poll_on_another(pg_url: str) -> None:
+    """The NOTIFY says what changed: the other replica wakes a waiter that can take the
+    new task, and not one that cannot."""
+
+    async def scenario() -> tuple[bool, bool]:
+        here, there = PostgresEventStore(pg_url), PostgresEventStore(pg_url)
+        await here.migrate()
+        signal = PostgresTaskSignal(pg_url, there.origin)
+        python = signal.line_up(Appetite("py-agent", frozenset({"py"}), PULL))
+        rusty = signal.line_up(Appetite("rs-agent", frozenset({"rs"}), PULL))
+        stop = asyncio.Event()
+        listening = asyncio.create_task(signal.run(stop))
+        # Listening, its first act is to wake everyone (notices may have been missed).
+        for ticket in (python, rusty):
+            assert await ticket.wait(30)
+            ticket.rejoin(ticket.appetite)
+        await here.append(created("t1", caps=("py",)))
+        python_woke = await python.wait(30)
+        rusty_woke = await rusty.wait(0)  # the same notice, already acted on
+        stop.set()
+        await listening
+        for ticket in (python, rusty):
+            ticket.leave()
+        await here.close()
+        await there.close()
+        return python_woke, rusty_woke
+
+    assert asyncio.run(scenario()) == (True, False)

@@ -2,7 +2,7 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, HANG <secs> (silent), RECEIPT, POST, LEAK, LIST,
+choose what it does: FAIL, SLEEP <secs>, HANG <secs> (silent), RECEIPT, POST, LEAK, LEASE, LIST,
 ECHO, PIDFILE <path>, EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as
 DESIGN §5 allows) and then exits 1. EDIT changes files in the workspace without committing
 (what most CLIs leave); COMMIT then commits them itself, as aider does.
@@ -27,6 +27,8 @@ def main() -> int:
     print(f"cwd {os.getcwd()} branch {os.environ['AGENT_FLEET_BRANCH']}", flush=True)
     if "ECHO" in words:
         print(f"prompt<<{prompt}>>", flush=True)
+    if "LEASE" in words:  # its own credential, from its environment, into its output
+        print(f"lease={os.environ['AGENT_FLEET_LEASE']}", flush=True)
     if "PIDFILE" in words:
         Path(words[words.index("PIDFILE") + 1]).write_text(str(os.getpid()))
     if "SLEEP" in words:

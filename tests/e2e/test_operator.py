@@ -26,13 +26,27 @@ def test_operator_assigns_a_task_explicitly(admin: httpx.Client, puller: httpx.C
 
 
 def test_deregistered_agent_hands_its_tasks_back(admin: httpx.Client, puller: httpx.Client) -> None:
-    register(puller, "leaving", [])
-    task_id = create(admin, "t", [])["task_id"]
+    register(puller, "leaving", [], slots=2)
+    started_id = create(admin, "started", [])["task_id"]
+    unstarted_id = create(admin, "unstarted", [])["task_id"]
+    got = dequeue(puller, "leaving")
+    assert got is not None and got[0] == started_id
+    puller.post(
+        f"/api/v1/tasks/{started_id}/status",
+        json={"agent_id": "leaving", "lease": got[1], "state": "running"},
+    )
     assert dequeue(puller, "leaving") is not None
     gone = puller.post("/api/v1/agents/deregister", json={"agent_id": "leaving"})
     assert gone.json() == {"agent_id": "leaving", "status": "deregistered"}
-    assert events(admin, task_id)[-2:] == ["task.agent_lost", "task.retried"]
-    assert task(admin, task_id)["state"] == "created"
+    # Work was done on the started one: that attempt is lost, and retried.
+    assert events(admin, started_id)[-2:] == ["task.agent_lost", "task.retried"]
+    assert (task(admin, started_id)["state"], task(admin, started_id)["attempt"]) == ("created", 1)
+    # Nothing was done on the other: it is released, no attempt spent.
+    assert events(admin, unstarted_id)[-1] == "task.released"
+    assert (task(admin, unstarted_id)["state"], task(admin, unstarted_id)["attempt"]) == (
+        "created",
+        0,
+    )
     beat = puller.post("/api/v1/agents/heartbeat", json={"agent_id": "leaving"})
     assert beat.status_code == 404  # it must register again
     register(puller, "leaving", [])

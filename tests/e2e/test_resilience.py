@@ -14,6 +14,11 @@ def test_silent_agent_loses_its_task_which_is_retried(
     task_id = create(admin, "t", [])["task_id"]
     got = dequeue(puller, "silent")
     assert got is not None and got[0] == task_id
+    started = puller.post(
+        f"/api/v1/tasks/{task_id}/status",
+        json={"agent_id": "silent", "lease": got[1], "state": "running"},
+    )
+    assert started.status_code == 200, started.text
 
     # "alive" keeps beating while "silent" says nothing (interval 1 s, threshold 2).
     def alive_gets_it() -> bool:
@@ -22,9 +27,10 @@ def test_silent_agent_loses_its_task_which_is_retried(
 
     wait_for(alive_gets_it, timeout=15, what="the lost task to reach another agent")
     history = events(admin, task_id)
-    assert history[:5] == [
+    assert history[:6] == [
         "task.created",
         "task.assigned",
+        "task.started",
         "task.agent_lost",
         "task.retried",
         "task.assigned",

@@ -4,6 +4,7 @@ the agent CLI detached, over a real sshd on loopback and as a local subprocess.
 Each scenario runs for both kinds of host; the agent CLI is tests/e2e/fake_cli.py.
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -162,6 +163,21 @@ def test_a_receipt_the_cli_posts_itself_wins_over_its_exit_status(
     assert body["receipt"].get("lease") is None or body["receipt"]["lease"] not in log_text(
         admin_of, task_id
     )
+
+
+def test_a_run_that_prints_its_lease_keeps_every_later_line_with_the_lease_redacted(
+    fleet: ServerProcess, admin_of: httpx.Client
+) -> None:
+    """Issue 14, finding 6: redaction shortened a chunk, and every later one was dropped."""
+    task_id = make(admin_of, "LEASE SLEEP 1.6")
+    wait_for(lambda: state_of(admin_of, task_id) == "completed", 30, "completed")
+    wait_for(lambda: "all done" in log_text(admin_of, task_id), 10, "the whole log")
+    output = log_text(admin_of, task_id)
+    assert "lease=[redacted]" in output
+    assert re.search(r"[0-9a-f]{32}", output) is None  # a lease is 32 hex digits
+    steps = [line for line in output.splitlines() if line.startswith("working step")]
+    assert steps == [f"working step {n}" for n in range(len(steps))] and len(steps) >= 5
+    assert output.rstrip().endswith("all done")
 
 
 def test_a_task_with_a_repo_runs_in_a_clone_on_its_branch(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from agent_fleet.api.auth import require_admin, require_agent
 from agent_fleet.api.cursor import decode_cursor, encode_cursor
 from agent_fleet.api.deps import AuthDep, FleetDep
+from agent_fleet.api.disconnect import client_gone
 from agent_fleet.api.schemas import (
     AssignBody,
     CreateTaskBody,
@@ -96,9 +97,10 @@ async def dequeue(
     body: DequeueBody, request: Request, fleet: FleetDep, auth: AuthDep
 ) -> Handout | Response:
     await require_agent(request, fleet, auth, body.agent_id, "dequeue")
-    handout = await fleet.dequeue.dequeue(
-        body.agent_id, body.capabilities, timedelta(seconds=body.wait_secs)
-    )
+    async with client_gone(request) as gone:  # a dead agent's long-poll takes nothing
+        handout = await fleet.dequeue.dequeue(
+            body.agent_id, body.capabilities, timedelta(seconds=body.wait_secs), gone
+        )
     if handout is None:
         return Response(status_code=204)
     assigned_at = handout.task.assigned_at

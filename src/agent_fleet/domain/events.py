@@ -91,6 +91,15 @@ class TaskAgentLost(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReleased(Event):
+    """An assignment nobody started was taken back (its agent went away): the task is
+    open again, on the same attempt, because no work was done on it."""
+
+    agent_id: AgentId | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRetried(Event):
     attempt: int
     manual: bool
@@ -135,6 +144,7 @@ TaskEvent = (
     | TaskCompleted
     | TaskFailed
     | TaskAgentLost
+    | TaskReleased
     | TaskRetried
     | TaskCancelled
     | TaskPrUpdated
@@ -188,6 +198,7 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
     "task.completed": TaskCompleted,
     "task.failed": TaskFailed,
     "task.agent_lost": TaskAgentLost,
+    "task.released": TaskReleased,
     "task.retried": TaskRetried,
     "task.cancelled": TaskCancelled,
     "task.pr_updated": TaskPrUpdated,

@@ -25,6 +25,7 @@ from agent_fleet.domain.events import (
     TaskHoldLifted,
     TaskProgress,
     TaskPrUpdated,
+    TaskReleased,
     TaskRerouted,
     TaskRetried,
     TaskReviewPending,
@@ -144,14 +145,14 @@ class _Track:
         self.state = after
         if isinstance(event, TaskAssigned):
             self.agent_id, self.host_id, self.assigned_at = event.agent_id, event.host_id, event.at
-        elif isinstance(event, TaskRetried | TaskRerouted):
+        elif isinstance(event, TaskRetried | TaskRerouted | TaskReleased):
             self.agent_id = self.host_id = self.assigned_at = None
 
 
 def state_after(state: TaskState, event: TaskEvent) -> TaskState:
     """The state an event leaves a task in: what `task.evolve` sets (docs/events.md)."""
     match event:
-        case TaskCreated() | TaskRerouted() | TaskRetried():
+        case TaskCreated() | TaskRerouted() | TaskRetried() | TaskReleased():
             return TaskState.CREATED
         case TaskAssigned():
             return TaskState.ASSIGNED

@@ -7,7 +7,7 @@ TRUNCATION_MARKER = "\n[agent-fleet: log truncated here: the limit of {limit} by
 
 @dataclass(frozen=True, slots=True)
 class LogHead:
-    length: int = 0  # bytes the agent has sent and we acknowledged
+    length: int = 0  # bytes of the source (agent's output, run's file) acknowledged
     stored: int = 0  # bytes kept
     truncated: bool = False
 
@@ -18,18 +18,31 @@ class LogAppend:
     keep: bytes  # what to store, starting at the old `stored`
 
 
-def plan_append(head: LogHead, offset: int, data: bytes, limit: int) -> LogAppend:
+def plan_append(
+    head: LogHead, offset: int, data: bytes, limit: int, source_length: int | None = None
+) -> LogAppend:
     """Chunks are idempotent by offset: a resent overlap is skipped, a gap is not filled.
 
     The reply's ack offset (`head.length`) tells the agent where to continue:
     after a gap it is less than what the agent sent, and the agent rewinds.
+
+    Offsets and `length` count the bytes of the *source*. A chunk rewritten on its
+    way (secrets redacted) says how many source bytes it stands for in
+    `source_length`; it cannot be cut at a source offset, so it is taken whole at
+    exactly the acknowledged length, or not at all (the ack says where to resume).
     """
-    if offset > head.length:
+    rewritten = source_length is not None and source_length != len(data)
+    if offset > head.length or (rewritten and offset != head.length):
         return LogAppend(head, b"")
-    fresh = data[head.length - offset :]
-    if not fresh:
+    if rewritten:
+        assert source_length is not None
+        fresh, covered = data, source_length
+    else:
+        fresh = data[head.length - offset :]
+        covered = len(fresh)
+    if not covered:
         return LogAppend(head, b"")
-    length = head.length + len(fresh)
+    length = head.length + covered
     if head.truncated:
         return LogAppend(LogHead(length, head.stored, True), b"")
     room = limit - head.stored

@@ -24,6 +24,7 @@ from agent_fleet.domain.events import (
     TaskHoldLifted,
     TaskProgress,
     TaskPrUpdated,
+    TaskReleased,
     TaskRerouted,
     TaskRetried,
     TaskReviewPending,
@@ -196,6 +197,10 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 failure=Failure(reason=FailureReason.AGENT_LOST, message=event.message),
                 retry_at=event.retry_at,
                 finished_at=event.at,
+            )
+        case TaskReleased():
+            return dict(
+                state=TaskState.CREATED, agent_id=None, host_id=None, lease=None, assigned_at=None
             )
         case TaskRetried():
             return dict(
@@ -482,6 +487,31 @@ def lose(
             retry_at=retry_at,
         )
     ]
+
+
+def release(task: Task, message: str, now: datetime, actor: str) -> list[TaskEvent]:
+    """Take back an assignment its agent never started: open again, same attempt."""
+    _require(task, {TaskState.ASSIGNED}, "release")
+    return [
+        TaskReleased(
+            stream_id=task.task_id,
+            version=task.next_version,
+            at=now,
+            actor=actor,
+            agent_id=task.agent_id,
+            message=message,
+        )
+    ]
+
+
+def take_back(
+    task: Task, message: str, now: datetime, actor: str, policy: RetryPolicy
+) -> list[TaskEvent]:
+    """The holder is gone. Nothing started (a pull agent's unstarted assignment): released,
+    no attempt spent. Started, or placed on a host (whose run may exist): lost, retried."""
+    if task.state is TaskState.ASSIGNED and task.host_id is None:
+        return release(task, message, now, actor)
+    return lose(task, message, now, actor, policy)
 
 
 def retry(

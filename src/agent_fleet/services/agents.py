@@ -190,6 +190,7 @@ class AgentService:
         if events:
             await append(self._ctx, events)
             agent = agent_model.evolve(agent, events[0])
+            self._ctx.signal.wake_agent(agent.agent_id)  # its open long-polls end now
         held = await self._ctx.store.held_tasks(agent.agent_id)
         await self._tasks.release_held(held, "agent deregistered", actor=agent.agent_id)
         return agent

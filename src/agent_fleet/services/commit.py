@@ -6,7 +6,7 @@ from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import ConcurrencyConflict, TaskNotFound
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import TaskId
-from agent_fleet.domain.states import HELD_STATES, TaskState
+from agent_fleet.domain.matching import freed_holder, opening_of
 from agent_fleet.domain.task import Decision, Task
 from agent_fleet.services.context import Context, append
 
@@ -33,8 +33,7 @@ async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
         except ConcurrencyConflict:
             continue
         after = fold(task, events)
-        if frees_work(task, after):
-            ctx.signal.notify()
+        tell_waiters(ctx, task, after)
         return after
     raise ConcurrencyConflict(task_id, -1)
 
@@ -54,10 +53,12 @@ def with_due_retry(task: Task, events: list[TaskEvent], now: datetime) -> list[T
     return events
 
 
-def frees_work(before: Task | None, after: Task) -> bool:
-    """Waiting pullers should look again: a task became claimable or a slot freed up."""
-    became_open = after.state is TaskState.CREATED and (
-        before is None or before.state is not TaskState.CREATED or before.version != after.version
-    )
-    freed_slot = before is not None and before.state in HELD_STATES and not after.is_held
-    return became_open or freed_slot
+def tell_waiters(ctx: Context, before: Task | None, after: Task) -> None:
+    """Wake who a change concerns: one claimer for a task that became claimable, the
+    holder's own long-polls for a slot it freed (watchers hear both)."""
+    holder = freed_holder(before, after)
+    if holder is not None:
+        ctx.signal.wake_agent(holder)
+    opening = opening_of(before, after)
+    if opening is not None or holder is not None:
+        ctx.signal.notify(opening)

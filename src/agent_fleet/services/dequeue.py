@@ -1,15 +1,27 @@
-"""Handing work to pull agents: redelivery first, then one atomic claim, else a long-poll."""
+"""Handing work to pull agents: redelivery first, then one atomic claim, else a long-poll.
 
-from dataclasses import dataclass
+A long-poll stands in the signal's line while it waits, and only for as long as
+someone is there to answer: it ends when its client disconnects (`gone`), when
+its agent goes offline or away (the claim checks, in its transaction), or when
+the server shuts down. A task claimed just as the client left goes straight back.
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
-from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable
-from agent_fleet.domain.events import TaskAssigned
+from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, FleetError
+from agent_fleet.domain.events import TaskAssigned, TaskEvent
 from agent_fleet.domain.ids import Lease
+from agent_fleet.domain.matching import Appetite
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
+from agent_fleet.ports import Ticket
 from agent_fleet.services.agents import AgentService
+from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
 from agent_fleet.services.tasks import new_lease
 
@@ -31,30 +43,75 @@ class DequeueService:
     def close(self) -> None:
         """Shutting down: waiting long-polls return empty now instead of holding the exit."""
         self._closing = True
-        self._ctx.signal.notify()
+        self._ctx.signal.wake_all()
 
     async def dequeue(
-        self, agent_id: str, capabilities: list[str] | None, wait: timedelta
+        self,
+        agent_id: str,
+        capabilities: list[str] | None,
+        wait: timedelta,
+        gone: asyncio.Event | None = None,
     ) -> Handout | None:
+        """`gone` is set when the client that asked has disconnected."""
         agent = await self._pull_agent(agent_id)
         agent = await self._agents.touch(agent)
         if capabilities is not None:
+            # The original's agents declare what they take with each dequeue: it updates
+            # the declared set (docs/migrating-from-the-original.md).
             agent = await self._agents.declare_capabilities(agent, capabilities)
-        redelivered = await self._unstarted(agent)
-        if redelivered is not None:
-            return redelivered
-        wait = min(wait, self._ctx.options.long_poll_max)
-        loop_deadline = self._ctx.clock.now() + wait
-        while True:
-            now = self._ctx.clock.now()
-            task = await self._ctx.store.claim_task(agent, PULL_MODES, new_lease(), now)
-            if task is not None:
-                self._ctx.observe([_assigned_event(task)])
-                assert task.lease is not None  # an assigned task always carries its lease
-                return Handout(task=task, lease=task.lease)
-            remaining = (loop_deadline - self._ctx.clock.now()).total_seconds()
-            if self._closing or remaining <= 0 or not await self._ctx.signal.wait(remaining):
-                return None
+        appetite = Appetite(agent.agent_id, frozenset(agent.capabilities), PULL_MODES)
+        deadline = self._ctx.clock.now() + min(wait, self._ctx.options.long_poll_max)
+        # In line before the first look: a task created during it still wakes us.
+        ticket = self._ctx.signal.line_up(appetite)
+        try:
+            while not self._closing and not (gone is not None and gone.is_set()):
+                handout = await self._look(agent, appetite, ticket)
+                if handout is not None:
+                    return await self._hand_over(handout, gone)
+                remaining = (deadline - self._ctx.clock.now()).total_seconds()
+                if remaining <= 0 or not await ticket.wait(remaining, until=gone):
+                    return None
+            return None
+        except AgentUnavailable as e:  # it went offline or away while its poll waited
+            if e.status == AgentStatus.DEREGISTERED:
+                raise AgentNotFound(agent_id) from e
+            return None
+        finally:
+            ticket.leave()  # a wake we did not answer goes to the next in line
+
+    async def _look(self, agent: Agent, appetite: Appetite, ticket: Ticket) -> Handout | None:
+        """One look for work: a task assigned and not started, else a claim."""
+        held = await self._ctx.store.held_tasks(agent.agent_id)
+        for task in held:
+            if task.state is TaskState.ASSIGNED and task.lease is not None:
+                return Handout(task=task, lease=task.lease)  # a lost reply loses nothing
+        if len(held) >= agent.max_concurrency:
+            # Full: only its own slot freeing (or its going away) can change that.
+            ticket.rejoin(replace(appetite, capabilities=frozenset(), modes=frozenset()))
+            return None
+        ticket.rejoin(appetite)  # this claim answers every wake so far
+        now = self._ctx.clock.now()
+        claimed = await self._ctx.store.claim_task(agent, PULL_MODES, new_lease(), now)
+        if claimed is None:
+            return None
+        self._ctx.observe([_assigned_event(claimed)])
+        assert claimed.lease is not None  # an assigned task always carries its lease
+        return Handout(task=claimed, lease=claimed.lease)
+
+    async def _hand_over(self, handout: Handout, gone: asyncio.Event | None) -> Handout | None:
+        """The reply, unless its client left meanwhile: then the task goes straight back."""
+        if gone is None or not gone.is_set():
+            return handout
+        now, lease = self._ctx.clock.now(), handout.lease
+
+        def release(t: Task) -> list[TaskEvent]:
+            if t.lease != lease or t.state is not TaskState.ASSIGNED:
+                return []
+            return task_model.release(t, "its agent's request was gone", now, "dequeue")
+
+        with contextlib.suppress(FleetError):  # else the sweep takes it back once it is offline
+            await decide_task(self._ctx, handout.task.task_id, release)
+        return None
 
     async def _pull_agent(self, agent_id: str) -> Agent:
         agent = await self._agents.get(agent_id)
@@ -63,13 +120,6 @@ class DequeueService:
         if agent.mode is not AgentMode.HTTP_PULL:
             raise AgentUnavailable(agent_id, f"an {agent.mode} agent (it does not pull)")
         return agent
-
-    async def _unstarted(self, agent: Agent) -> Handout | None:
-        """A lost dequeue reply loses nothing: the same task and lease come back."""
-        for task in await self._ctx.store.held_tasks(agent.agent_id):
-            if task.state is TaskState.ASSIGNED and task.lease is not None:
-                return Handout(task=task, lease=task.lease)
-        return None
 
 
 def _assigned_event(task: Task) -> TaskAssigned:

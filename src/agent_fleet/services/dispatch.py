@@ -16,7 +16,13 @@ import structlog
 from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent, Registration
-from agent_fleet.domain.errors import FleetError, HostUnreachable, LaunchFailed
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    FleetError,
+    HostUnreachable,
+    LaunchFailed,
+)
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import (
@@ -174,7 +180,10 @@ class Dispatcher:
             agent = await self._ctx.store.get_agent(slot.agent_id)
             if agent is None or agent.status is AgentStatus.DEREGISTERED:
                 continue
-            task = await self._ctx.store.claim_task(agent, SSH_MODES, new_lease(), now)
+            try:
+                task = await self._ctx.store.claim_task(agent, SSH_MODES, new_lease(), now)
+            except (AgentNotFound, AgentUnavailable):
+                continue  # deregistered since we looked
             if task is not None:
                 return slot, task
         return None
@@ -275,7 +284,7 @@ class Dispatcher:
                     await self._start(task)
                     refreshed = await self._ctx.store.get_task(task.task_id)
                     task = refreshed if refreshed is not None else task
-                await self._ship_log(task, key)
+                await self._ship_log(task, key, final=True)
                 return await self._finish(slot, task, key, run.exit_code)
 
     async def _settle(self, run: HostRun) -> int:
@@ -305,7 +314,8 @@ class Dispatcher:
             return 1
         if key in self._followed.settled or task is None or not current:
             return 0
-        await self._ship_log(task, key)  # the tail written after the receipt
+        # The tail written after the receipt.
+        await self._ship_log(task, key, final=run.phase is not RunPhase.ALIVE)
         if run.phase is RunPhase.ALIVE:
             return 0  # it posted its receipt and is finishing up: let it
         keep_completed = self._ctx.options.keep_completed_workspaces
@@ -360,8 +370,12 @@ class Dispatcher:
         await self._fail(task, FailureReason.STALLED, f"no progress for {idle} s: stopped")
         return True
 
-    async def _ship_log(self, task: Task, key: RunKey) -> bytes:
-        """Ship the run's new log bytes; returns them (as read, for stall detection)."""
+    async def _ship_log(self, task: Task, key: RunKey, final: bool = False) -> bytes:
+        """Copy the run's new output into the task's log and return it (as read, for stall
+        detection). Offsets count the bytes of the file on the host; what is stored has the
+        lease redacted (a run may print its own environment), so a stored chunk can be
+        shorter than the bytes it stands for. `final`: the run has ended, nothing more will
+        follow what is there."""
         shipped: list[bytes] = []
         offset = self._followed.log_offsets.get(key)
         if offset is None:  # first look since (re)start: continue after what is stored
@@ -370,14 +384,20 @@ class Dispatcher:
         lease = (task.lease or (task.receipt.lease if task.receipt else None) or "").encode()
         while True:
             data = await self._runs.read_log(key, offset, LOG_READ_BYTES)
-            if not data:
+            # A lease split across two reads must still be redacted: its start waits.
+            piece = data if final else data[: len(data) - _secret_begins(data, lease)]
+            if not piece:
                 break
-            shipped.append(data)
-            clean = data.replace(lease, b"[redacted]") if lease else data
+            shipped.append(piece)
             head = await self._ctx.store.append_log(
-                task.task_id, task.attempt, offset, clean, self._ctx.options.log_limit_bytes
+                task.task_id,
+                task.attempt,
+                offset,
+                _redact_bytes(piece, lease),
+                self._ctx.options.log_limit_bytes,
+                source_length=len(piece),
             )
-            offset = max(offset + len(data), head.length)
+            offset = head.length  # the store's ack, in file bytes: where to read next
             if len(data) < LOG_READ_BYTES:
                 break
         self._followed.log_offsets[key] = offset
@@ -486,6 +506,18 @@ def _same_registration(agent: Agent, reg: Registration) -> bool:
 
 def _redact(text: str, lease: str) -> str:
     return text.replace(lease, "[redacted]")
+
+
+def _redact_bytes(data: bytes, secret: bytes) -> bytes:
+    return data.replace(secret, b"[redacted]") if secret else data
+
+
+def _secret_begins(data: bytes, secret: bytes) -> int:
+    """How many trailing bytes of `data` could be the start of `secret`."""
+    for n in range(min(len(secret) - 1, len(data)), 0, -1):
+        if data.endswith(secret[:n]):
+            return n
+    return 0
 
 
 def _duration(task: Task, now: datetime) -> float | None:

@@ -97,6 +97,7 @@ class Fleet:
         async with asyncio.TaskGroup() as group:
             group.create_task(run_every("timeouts", self.sweeper.expire_timeouts, every, stop))
             group.create_task(run_every("heartbeats", self.sweeper.detect_lost_agents, every, stop))
+            group.create_task(run_every("orphans", self.sweeper.release_orphans, every, stop))
             group.create_task(run_every("retries", self.sweeper.run_due_retries, every, stop))
             group.create_task(run_every("holds", self.holds.tick, every, stop))
             group.create_task(self.ctx.signal.run(stop))

@@ -59,12 +59,37 @@ class Sweeper:
                 await append(self._ctx, events)
             except ConcurrencyConflict:
                 continue  # it changed meanwhile (a heartbeat, a re-register): next tick decides
+            self._ctx.signal.wake_agent(agent.agent_id)  # a long-poll still open ends now
             held = await self._ctx.store.held_tasks(agent.agent_id)
             await self._tasks.release_held(
                 held, f"agent {agent.agent_id} stopped heartbeating", actor="loop:heartbeats"
             )
             lost += 1
         return lost
+
+    async def release_orphans(self) -> int:
+        """No task waits on an absent agent: held tasks whose agent is not online (a claim
+        that raced its going, a release that failed) go back, unstarted ones unspent."""
+        now = self._ctx.clock.now()
+        released = 0
+        for task in await self._ctx.store.orphaned_tasks(BATCH):
+            holder = task.agent_id
+            agent = await self._ctx.store.get_agent(holder) if holder else None
+            if agent is not None and agent_model.can_take_work(agent):
+                continue  # back online since the query
+            status = agent.status if agent is not None else "unknown"
+            message = f"agent {holder} is {status}"
+
+            def decide(
+                t: Task, lease: str | None = task.lease, why: str = message
+            ) -> list[TaskEvent]:
+                if t.lease != lease or not t.is_held:
+                    return []
+                return task_model.take_back(t, why, now, "loop:orphans", self._ctx.options.retry)
+
+            if await self._apply(task, decide):
+                released += 1
+        return released
 
     async def run_due_retries(self) -> int:
         now = self._ctx.clock.now()

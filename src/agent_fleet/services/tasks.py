@@ -25,7 +25,7 @@ from agent_fleet.domain.task import NewTask, Task
 from agent_fleet.domain.values import Receipt, Source
 from agent_fleet.ports import RecordedEvent, TaskQuery
 from agent_fleet.services.budgets import daily_hold
-from agent_fleet.services.commit import decide_task, fold, load_task
+from agent_fleet.services.commit import decide_task, fold, load_task, tell_waiters
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import check_receipt
@@ -79,8 +79,9 @@ class TaskService:
         events = task_model.create(new, now, actor)
         events += await daily_hold(self._ctx, fold(None, events), now, actor)
         await append(self._ctx, events)
-        self._ctx.signal.notify()
-        return fold(None, events)
+        task = fold(None, events)
+        tell_waiters(self._ctx, None, task)
+        return task
 
     async def get(self, task_id: str) -> Task:
         return await load_task(self._ctx, task_id)
@@ -220,7 +221,8 @@ class TaskService:
         )
 
     async def release_held(self, held: list[Task], message: str, actor: str) -> None:
-        """Mark every task an agent held as agent_lost (deregistration, silence)."""
+        """Take back every task a departed agent held (deregistration, silence): an
+        unstarted assignment is released to the queue, a started one is agent_lost."""
         now = self._ctx.clock.now()
         for task in held:
             holder = task.agent_id
@@ -228,7 +230,7 @@ class TaskService:
             def decide(t: Task, holder: str | None = holder) -> list[TaskEvent]:
                 if not t.is_held or t.agent_id != holder:
                     return []
-                return task_model.lose(t, message, now, actor, self._ctx.options.retry)
+                return task_model.take_back(t, message, now, actor, self._ctx.options.retry)
 
             await decide_task(self._ctx, task.task_id, decide)
 

@@ -19,13 +19,19 @@ from psycopg_pool import AsyncConnectionPool
 from agent_fleet.codec import decode_agent, decode_task, event_data, ts
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
-from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    ConcurrencyConflict,
+    StoreError,
+)
 from agent_fleet.domain.events import AnyEvent, TaskEvent, type_name
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
-from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
+from agent_fleet.store.postgres_signal import new_origin, notice
 from agent_fleet.store.projection import agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_migrations, load_queries
@@ -37,8 +43,12 @@ MIGRATION_LOCK = 7305512
 
 
 class PostgresEventStore(QueryReads):
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 20, origin: str | None = None
+    ) -> None:
+        """`origin`: the name this process's notices carry (`PostgresTaskSignal`'s)."""
         self.url = url
+        self.origin = origin or new_origin()
         self._pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
         self._opened = False
         self._opening = asyncio.Lock()
@@ -124,14 +134,19 @@ class PostgresEventStore(QueryReads):
     # --- writes -------------------------------------------------------------------
 
     async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
-        return await self._tx(lambda conn: _append_in_tx(conn, events))
+        return await self._tx(lambda conn: _append_in_tx(conn, events, self.origin))
 
     async def claim_task(
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async def claim(conn: Conn) -> Task | None:
-            # The agent's row lock serialises its own concurrent dequeues: capacity holds.
-            await conn.execute(Q["lock_agent"], {"id": agent.agent_id})
+            claimer = await (
+                await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
+            ).fetchone()
+            if claimer is None:
+                raise AgentNotFound(agent.agent_id)
+            if claimer[0] != AgentStatus.ONLINE:
+                raise AgentUnavailable(agent.agent_id, claimer[0])
             held = await (
                 await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
             ).fetchone()
@@ -151,7 +166,7 @@ class PostgresEventStore(QueryReads):
             events = task_model.assign(
                 task, agent.agent_id, agent.host_id, lease, now, agent.agent_id
             )
-            await _append_in_tx(conn, events, known_tasks={task.task_id: task})
+            await _append_in_tx(conn, events, self.origin, known_tasks={task.task_id: task})
             return task_model.evolve(task, events[0])
 
         return await self._tx(claim)
@@ -178,7 +193,13 @@ class PostgresEventStore(QueryReads):
         await self._tx(run)
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         key = {"task_id": task_id, "attempt": attempt}
 
@@ -186,7 +207,7 @@ class PostgresEventStore(QueryReads):
             await conn.execute(Q["ensure_log_head"], key)
             row = await (await conn.execute(Q["lock_log_head"], key)).fetchone()
             head = LogHead(row[0], row[1], row[2]) if row else LogHead()
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.head == head:
                 return head
             if plan.keep:
@@ -238,7 +259,10 @@ class PostgresEventStore(QueryReads):
 
 
 async def _append_in_tx(
-    conn: Conn, events: Sequence[AnyEvent], known_tasks: dict[str, Task] | None = None
+    conn: Conn,
+    events: Sequence[AnyEvent],
+    origin: str,
+    known_tasks: dict[str, Task] | None = None,
 ) -> list[RecordedEvent]:
     tasks: dict[str, Task | None] = dict(known_tasks or {})
     agents: dict[str, Agent | None] = {}
@@ -259,8 +283,13 @@ async def _append_in_tx(
             await cur.executemany(
                 Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
             )
-    if projected.tasks or projected.agents:
-        await conn.execute(Q["notify"])  # delivered at commit
+    payload = notice(
+        origin,
+        {i: (tasks.get(i), t) for i, t in projected.tasks.items()},
+        {i: (agents.get(i), a) for i, a in projected.agents.items()},
+    )
+    if payload is not None:
+        await conn.execute(Q["notify"], {"payload": payload})  # delivered at commit
     # 2. Number and insert the events in one statement under the append lock.
     rows = [
         {

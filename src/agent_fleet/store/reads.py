@@ -80,6 +80,9 @@ class QueryReads(ABC):
     async def holds_due(self, now: datetime, limit: int) -> list[Task]:
         return await self._tasks("holds_due", {"now": ts(now), "limit": limit})
 
+    async def orphaned_tasks(self, limit: int) -> list[Task]:
+        return await self._tasks("orphaned_tasks", {"limit": limit})
+
     async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]:
         return await self._agents("stale_agents", {"cutoff": ts(cutoff), "limit": limit})
 

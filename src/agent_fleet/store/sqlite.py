@@ -1,25 +1,18 @@
-"""The embedded event store: one SQLite file in WAL mode, driven from one thread.
+"""The embedded event store: one SQLite file in WAL mode, one writer and one reader thread.
 
-Every call runs on a single dedicated thread, so the blocking `sqlite3` driver
-never touches the event loop and writes are naturally serialised. Writes that
-queue up while a commit is on disk are **group-committed**: one `BEGIN
-IMMEDIATE … COMMIT` (one fsync) carries them all, each inside its own
-savepoint, so one that fails (a version conflict) is undone alone, and none is
-answered before the commit is durable. `BEGIN IMMEDIATE` makes a second process
-on the same file wait (busy_timeout) instead of failing halfway through.
+Writes are group-committed on the writer thread; reads run on the reader's own
+connection (`sqlite_threads.py`). `BEGIN IMMEDIATE` makes a foreign process on
+the same file wait (busy_timeout) instead of failing halfway through; with
+`exclusive=True` (every CLI command) no second agent-fleet process may open it
+for writing at all (`sqlite_lock.py`). Every read and write first checks that
+the file is still the one opened (`sqlite_file.py`).
 """
 
-import asyncio
-import contextlib
 import json
-import queue
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,157 +24,111 @@ from agent_fleet.codec import (
 )
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
-from agent_fleet.domain.errors import ConcurrencyConflict, StoreError
+from agent_fleet.domain.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    ConcurrencyConflict,
+)
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
-from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports import Heartbeat, RecordedEvent
 from agent_fleet.store.projection import agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
-from agent_fleet.store.sqlfile import load_migrations, load_queries
+from agent_fleet.store.sqlfile import load_queries
+from agent_fleet.store.sqlite_file import (
+    WAL_LIMIT_BYTES,
+    FileIdentity,
+    bound_wal,
+    checkpoint,
+    wal_bytes,
+)
+from agent_fleet.store.sqlite_lock import DatabaseLock
+from agent_fleet.store.sqlite_schema import apply_migrations, enable_wal
+from agent_fleet.store.sqlite_threads import StoreThread
 
 T = TypeVar("T")
 Q = load_queries("sqlite")
 BUSY_TIMEOUT_MS = 10_000
-MAX_GROUP = 64  # writes per group commit
-
-
-@dataclass(slots=True)
-class _Job:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    loop: asyncio.AbstractEventLoop
-    future: "asyncio.Future[Any]"
-    write: bool  # runs inside the group's transaction, under its own savepoint
-
-    def settle(self, ok: bool, value: Any) -> None:
-        def _set() -> None:
-            if self.future.done():
-                return  # the caller was cancelled meanwhile
-            if ok:
-                self.future.set_result(value)
-            else:
-                self.future.set_exception(value)
-
-        # A caller whose loop has closed waits for nothing; the store thread goes on.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(_set)
+CHECKPOINT_EVERY_SECS = 1.0  # at most one truncation attempt a second
 
 
 class SqliteEventStore(QueryReads):
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", exclusive: bool = False) -> None:
+        """`exclusive`: hold the file's lock until `close` (`DatabaseInUse` if taken)."""
         self.path = path
         self._synchronous = synchronous
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._lock = DatabaseLock.acquire(path) if exclusive else None
+        self._file = FileIdentity(path)
+        self._tended_at = 0.0
+        self._writer = StoreThread(
+            "sqlite-writer",
+            self._open_writer,
+            self._file.check,
+            str(path),
+            tend=self._tend,
+            tend_every_secs=CHECKPOINT_EVERY_SECS,
+        )
+        self._reader = StoreThread("sqlite-reader", self._open_reader, self._file.check, str(path))
 
     # --- plumbing -----------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read (or schema work) on the store's thread, outside any group."""
-        return await self._submit(fn, args, write=False)
+        """Schema work on the writer's connection, outside any group."""
+        return await self._writer.submit(fn, args, write=False)
 
     async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         """A write: `fn` runs inside a group-committed transaction; answered once durable."""
-        return await self._submit(fn, args, write=True)
+        return await self._writer.submit(fn, args, write=True)
 
-    async def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
-            self._thread.start()
-        self._jobs.put(_Job(fn, args, loop, future, write))
-        return await future
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read on the reader's connection: it never queues behind a write."""
+        return await self._reader.submit(fn, args, write=False)
 
-    def _serve(self) -> None:
-        waiting: deque[_Job | None] = deque()
-        while True:
-            job = waiting.popleft() if waiting else self._jobs.get()
-            if job is None:
-                return
-            if not job.write:
-                self._alone(job)
-                continue
-            group = [job]
-            while len(group) < MAX_GROUP:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None or not more.write:
-                    waiting.append(more)  # keeps its place: after this group
-                    break
-                group.append(more)
-            self._group(group)
+    def _open_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        enable_wal(conn, BUSY_TIMEOUT_MS)
+        # FULL: a committed transaction survives power loss, not only a crash.
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        bound_wal(conn)
+        self._file.remember()
+        return conn
 
-    def _alone(self, job: _Job) -> None:
-        try:
-            job.settle(True, job.fn(self._connection(), *job.args))
-        except BaseException as e:
-            job.settle(False, _store_error(self.path, e))
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = ON")
+        self._file.remember()
+        return conn
 
-    def _group(self, group: list[_Job]) -> None:
-        try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-        except BaseException as e:
-            for job in group:
-                job.settle(False, _store_error(self.path, e))
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _tend(self, conn: sqlite3.Connection) -> None:
+        """Between transactions: a WAL grown past its limit is truncated once it can be."""
+        now = time.monotonic()
+        if now - self._tended_at < CHECKPOINT_EVERY_SECS:
             return
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            for job in group:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn, *job.args)
-                except BaseException as e:
-                    conn.execute("ROLLBACK TO job")
-                    outcomes.append((False, _store_error(self.path, e)))
-                else:
-                    outcomes.append((True, value))
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
-        except BaseException as e:  # the transaction itself failed: nothing was written
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for job in group:
-                job.settle(False, _store_error(self.path, e))
-            return
-        for job, (ok, value) in zip(group, outcomes, strict=True):
-            job.settle(ok, value)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            _enable_wal(conn)
-            # FULL: a committed transaction survives power loss, not only a crash.
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            self._conn = conn
-        return self._conn
+        self._tended_at = now
+        if wal_bytes(self.path) > WAL_LIMIT_BYTES:
+            checkpoint(conn, BUSY_TIMEOUT_MS)
 
     async def close(self) -> None:
-        def _close(conn: sqlite3.Connection) -> None:
-            conn.close()
-            self._conn = None
-
-        if self._conn is not None:
-            await self._run(_close)
-        if self._thread is not None:
-            self._jobs.put(None)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await self._reader.close()
+        await self._writer.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # --- schema -------------------------------------------------------------------
 
     async def migrate(self) -> int:
         """Apply pending numbered migrations; returns how many were applied."""
-        return await self._run(_migrate)
+        return await self._run(apply_migrations)
 
     async def schema(self) -> list[str]:
         def _schema(conn: sqlite3.Connection) -> list[str]:
@@ -202,7 +149,12 @@ class SqliteEventStore(QueryReads):
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         def _claim(conn: sqlite3.Connection) -> Task | None:
-            held = conn.execute(Q["count_held"], {"agent_id": agent.agent_id}).fetchone()[0]
+            claimer = conn.execute(Q["claimer"], {"agent_id": agent.agent_id}).fetchone()
+            if claimer is None:
+                raise AgentNotFound(agent.agent_id)
+            status, held = claimer
+            if status != AgentStatus.ONLINE:
+                raise AgentUnavailable(agent.agent_id, status)
             if held >= agent.max_concurrency:
                 return None
             row = conn.execute(
@@ -241,11 +193,17 @@ class SqliteEventStore(QueryReads):
         await self._tx(_replace)
 
     async def append_log(
-        self, task_id: TaskId, attempt: int, offset: int, data: bytes, limit: int
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
     ) -> LogHead:
         def _append(conn: sqlite3.Connection) -> LogHead:
             head = _log_head(conn, task_id, attempt)
-            plan = plan_append(head, offset, data, limit)
+            plan = plan_append(head, offset, data, limit, source_length)
             if plan.head == head:
                 return head
             key = {"task_id": task_id, "attempt": attempt}
@@ -276,7 +234,7 @@ class SqliteEventStore(QueryReads):
             chunks = conn.execute(Q["read_log_chunks"], key)
             return join_chunks(chunks, offset, max_bytes), head
 
-        return await self._run(_read)
+        return await self._read(_read)
 
     async def record_delivery(
         self, delivery_id: str, content_key: str, event: str, at: datetime
@@ -306,21 +264,13 @@ class SqliteEventStore(QueryReads):
 
         await self._tx(_advance)
 
-    # --- reads: the shared QueryReads, run on the store's thread ---------------------
+    # --- reads: the shared QueryReads, on the reader's connection --------------------
 
     async def _rows(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         def _fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(Q[name], params).fetchall()
 
-        return await self._run(_fetch)
-
-
-def _store_error(path: Path, e: BaseException) -> BaseException:
-    if isinstance(e, sqlite3.Error | OSError):  # OSError: the file's directory is unusable
-        error = StoreError(f"sqlite store at {path}: {e}")
-        error.__cause__ = e
-        return error
-    return e
+        return await self._read(_fetch)
 
 
 def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
@@ -367,53 +317,3 @@ def _append_in_tx(
 def _log_head(conn: sqlite3.Connection, task_id: str, attempt: int) -> LogHead:
     row = conn.execute(Q["log_head"], {"task_id": task_id, "attempt": attempt}).fetchone()
     return LogHead(row[0], row[1], bool(row[2])) if row else LogHead()
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting out other writers: SQLite does not apply busy_timeout here."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _migrate(conn: sqlite3.Connection) -> int:
-    """Apply every pending migration in one write transaction.
-
-    The applied versions are read inside that transaction: two processes
-    starting on one file at once take turns, and the second finds nothing to do.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        applied = 0
-        for number, name, sql in load_migrations("sqlite"):
-            if number in done:
-                continue
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, ts(datetime.now(UTC))),
-            )
-            applied += 1
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return applied
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no `;` inside literals)."""
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

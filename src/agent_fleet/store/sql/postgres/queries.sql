@@ -25,8 +25,8 @@ ORDER BY e.ord
 RETURNING seq
 
 -- name: notify
--- Delivered at commit: long-polls on every replica wake up.
-SELECT pg_notify('agent_fleet_tasks', '')
+-- Delivered at commit: each replica wakes the long-polls it concerns (postgres_signal.py).
+SELECT pg_notify('agent_fleet_tasks', %(payload)s)
 
 -- name: upsert_task
 INSERT INTO tasks (task_id, version, state, agent_id, execution_mode, priority,
@@ -56,6 +56,11 @@ SELECT body::text FROM tasks WHERE task_id = %(task_id)s
 
 -- name: get_agent
 SELECT body::text FROM agents WHERE agent_id = %(agent_id)s
+
+-- name: lock_claimer
+-- The claimer's row lock serialises its own concurrent dequeues (capacity holds) and
+-- its status changes: an agent that went offline or away takes nothing.
+SELECT status FROM agents WHERE agent_id = %(id)s FOR UPDATE
 
 -- name: count_held
 SELECT count(*) FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned', 'running')
@@ -111,6 +116,14 @@ ORDER BY retry_at LIMIT %(limit)s
 SELECT body::text FROM tasks
 WHERE held_until IS NOT NULL AND held_until <= %(now)s AND state = 'created'
 ORDER BY held_until LIMIT %(limit)s
+
+-- name: orphaned_tasks
+-- Held tasks whose agent is not online (offline, deregistered, unknown): none may
+-- wait on an absent agent. Held tasks are few: this walks them, not the agents.
+SELECT t.body::text FROM tasks t LEFT JOIN agents a ON a.agent_id = t.agent_id
+WHERE t.state IN ('assigned', 'running') AND coalesce(a.status, '') <> 'online'
+ORDER BY t.created_at, t.task_id
+LIMIT %(limit)s
 
 -- name: stale_agents
 SELECT a.body::text FROM agents a LEFT JOIN agent_heartbeats h ON h.agent_id = a.agent_id

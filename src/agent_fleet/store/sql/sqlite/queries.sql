@@ -35,9 +35,13 @@ SELECT body FROM tasks WHERE task_id = :task_id
 -- name: get_agent
 SELECT body FROM agents WHERE agent_id = :agent_id
 
--- name: count_held
--- max_concurrency is checked inside the claiming transaction, so it cannot be overrun.
-SELECT count(*) FROM tasks WHERE agent_id = :agent_id AND state IN ('assigned', 'running')
+-- name: claimer
+-- The claimer's status and load, read inside the claiming transaction: an agent that
+-- went offline or away takes nothing, and max_concurrency cannot be overrun.
+SELECT status,
+       (SELECT count(*) FROM tasks
+        WHERE agent_id = :agent_id AND state IN ('assigned', 'running'))
+FROM agents WHERE agent_id = :agent_id
 
 -- name: claim
 -- The claim itself: one statement flips the best matching open task to
@@ -84,6 +88,14 @@ ORDER BY retry_at LIMIT :limit
 SELECT body FROM tasks
 WHERE held_until IS NOT NULL AND held_until <= :now AND state = 'created'
 ORDER BY held_until LIMIT :limit
+
+-- name: orphaned_tasks
+-- Held tasks whose agent is not online (offline, deregistered, unknown): none may
+-- wait on an absent agent. Held tasks are few: this walks them, not the agents.
+SELECT t.body FROM tasks t LEFT JOIN agents a ON a.agent_id = t.agent_id
+WHERE t.state IN ('assigned', 'running') AND coalesce(a.status, '') <> 'online'
+ORDER BY t.created_at, t.task_id
+LIMIT :limit
 
 -- name: stale_agents
 -- Only pull agents heartbeat; ssh_cli agents' liveness is their processes.
