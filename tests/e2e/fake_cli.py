@@ -2,7 +2,8 @@
 
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
-choose what it does: FAIL, SLEEP <secs>, RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>.
+choose what it does: FAIL, SLEEP <secs>, WAIT <path> (until that file exists: the test
+says when it ends), RECEIPT, POST, LEAK, LIST, ECHO, PIDFILE <path>.
 POST sends its receipt to the API itself (as DESIGN §5 allows) and then exits 1.
 """
 
@@ -31,6 +32,13 @@ def main() -> int:
         step = 0
         while time.monotonic() < deadline:
             print(f"working step {step}", flush=True)
+            step += 1
+            time.sleep(0.2)
+    if "WAIT" in words:
+        gate = Path(words[words.index("WAIT") + 1])
+        step = 0
+        while not gate.exists():
+            print(f"waiting step {step}", flush=True)
             step += 1
             time.sleep(0.2)
     if "LIST" in words:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
-from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
+from agent_fleet.domain.states import FailureReason, LossCause, PrState, ReceiptStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,3 +75,5 @@ class Source:
 class Failure:
     reason: FailureReason
     message: str = ""
+    #: Set when the orchestrator itself ended the attempt: its retry is free.
+    cause: LossCause | None = None
