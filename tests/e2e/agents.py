@@ -39,6 +39,7 @@ def start_agent(
     slots: int = 1,
     env: dict[str, str] | None = None,
     git_base_url: str | None = None,
+    shutdown_grace: float = 5,
 ) -> AgentProcess:
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = work_dir.parent / f"{agent_id}.log"
@@ -60,7 +61,7 @@ def start_agent(
         "--work-dir",
         str(work_dir),
         "--shutdown-grace",
-        "5",
+        str(shutdown_grace),
     ]
     if git_base_url:
         argv += ["--git-base-url", git_base_url]

@@ -11,9 +11,8 @@ from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path).start()
-    yield proc
-    proc.stop()
+    with ServerProcess(tmp_path) as proc:
+        yield proc
 
 
 @pytest.fixture

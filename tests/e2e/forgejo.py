@@ -71,4 +71,5 @@ class ForgejoStandIn:
         return found
 
     def stop(self) -> None:
-        processes.stop(self.proc)
+        # Requests it holds on purpose (a scripted delay) need not be waited out.
+        processes.stop(self.proc, grace_secs=5)

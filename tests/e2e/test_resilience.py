@@ -20,7 +20,7 @@ def test_silent_agent_loses_its_task_which_is_retried(
         puller.post("/api/v1/agents/heartbeat", json={"agent_id": "alive"})
         return dequeue(puller, "alive") is not None
 
-    wait_for(alive_gets_it, timeout=15, what="the lost task to reach another agent")
+    wait_for(alive_gets_it, what="the lost task to reach another agent")
     history = events(admin, task_id)
     assert history[:5] == [
         "task.created",

@@ -42,7 +42,7 @@ def _history(client: httpx.Client, task_id: str) -> list[dict[str, object]]:
 def _hold(server: ServerProcess, admin: httpx.Client, agent_id: str, release: Path) -> ChaosAgent:
     """An agent that takes the one queued task, starts it, then waits for `release`."""
     holder = ChaosAgent.start(server, agent_id, "--once", "--hold-until", str(release))
-    wait_for(lambda: bool(holder.holding()), timeout=15, what=f"{agent_id} to take the task")
+    wait_for(lambda: bool(holder.holding()), what=f"{agent_id} to take the task")
     task_id = holder.holding()[0]
     wait_for(lambda: task(admin, task_id)["state"] == "running", what="the task to run")
     return holder
@@ -171,7 +171,6 @@ def test_unwritable_database_gives_clear_errors_and_recovers(
         lambda: (
             admin.post("/api/v1/tasks", json={"title": "after", "prompt": "p"}).status_code == 201
         ),
-        timeout=10,
         what="writes to work again",
     )
     titles = sorted(t["title"] for t in admin.get("/api/v1/tasks").json()["tasks"])
