@@ -74,11 +74,16 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SshServer"]:
     outside CI; in CI a missing sshd fails the run)."""
     from tests.sshd import SSHD, SshServer
 
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
         reason = "OpenSSH server not installed (Debian: apt-get install openssh-server)"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI must run the SSH tests")
         pytest.skip(reason)
-    server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    try:
+        server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as e:  # installed, but it will not run for this user here
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"sshd does not start here: {str(e).strip()[:300]}")
     yield server
     server.stop()

@@ -65,8 +65,10 @@ class ServerProcess:
     def write_config(self) -> None:
         orchestrator = {
             "db_path": str(self.db_path),
+            # An agent is lost after 10 s of silence: quick enough for the tests that wait
+            # for it, long enough that a starved machine's slow replies lose nobody.
             "heartbeat_interval_secs": 1,
-            "heartbeat_timeout_threshold": 2,
+            "heartbeat_timeout_threshold": 10,
             "task_timeout_secs": 60,
             "default_max_retries": 2,
             "http_pull_token": PULL_TOKEN,

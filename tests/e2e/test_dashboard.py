@@ -22,7 +22,7 @@ XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
+    if not os.access(CHROMIUM, os.X_OK):
         if os.environ.get("CI"):
             pytest.fail("CI needs Debian's chromium (make test installs it as root)")
         pytest.skip("no chromium here: `apt-get install chromium` to run the browser tests")

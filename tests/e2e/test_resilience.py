@@ -15,7 +15,7 @@ def test_silent_agent_loses_its_task_which_is_retried(
     got = dequeue(puller, "silent")
     assert got is not None and got[0] == task_id
 
-    # "alive" keeps beating while "silent" says nothing (interval 1 s, threshold 2).
+    # "alive" keeps beating while "silent" says nothing (interval 1 s, threshold 10).
     def alive_gets_it() -> bool:
         puller.post("/api/v1/agents/heartbeat", json={"agent_id": "alive"})
         return dequeue(puller, "alive") is not None

@@ -1,7 +1,7 @@
 """Injected faults: an agent killed -9 or frozen mid-task, and a store that cannot be written.
 
-The server runs with a 1 s heartbeat interval and a threshold of 2, so a silent
-agent is declared lost after ~2 s and its task is retried (no backoff).
+The server runs with a 1 s heartbeat interval and a threshold of 10, so a silent
+agent is declared lost after ~10 s and its task is retried (no backoff).
 """
 
 import os
