@@ -90,6 +90,7 @@ def test_cancel_kills_the_process_within_seconds(
     assert state_of(admin, task_id) == "cancelled"
 
 
+@pytest.mark.orchestrator(heartbeat_timeout_threshold=10)  # the default waits 30 s
 def test_killed_agent_loses_the_task_to_another(admin: httpx.Client, spawn) -> None:  # type: ignore[no-untyped-def]
     first = spawn("doomed")
     task_id = create(admin, "t", [], prompt="SLEEP 600")["task_id"]

@@ -1,11 +1,16 @@
 """Silent agents, kill -9 of the server, and `db rebuild` agreeing afterwards."""
 
 import httpx
+import pytest
 
 from tests.e2e.helpers import create, dequeue, events, register, task, wait_for
 from tests.e2e.server import ServerProcess
 
+#: Silent agents are lost after 10 s here (the default waits 30 s).
+QUICK_LOSS = pytest.mark.orchestrator(heartbeat_timeout_threshold=10)
 
+
+@QUICK_LOSS
 def test_silent_agent_loses_its_task_which_is_retried(
     admin: httpx.Client, puller: httpx.Client
 ) -> None:

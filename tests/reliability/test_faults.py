@@ -1,7 +1,8 @@
 """Injected faults: an agent killed -9 or frozen mid-task, and a store that cannot be written.
 
 The server runs with a 1 s heartbeat interval and a threshold of 10, so a silent
-agent is declared lost after ~10 s and its task is retried (no backoff).
+agent is declared lost after ~10 s and its task is retried (no backoff); the agents
+that stay beat every 0.3 s.
 """
 
 import os
@@ -48,6 +49,10 @@ def _hold(server: ServerProcess, admin: httpx.Client, agent_id: str, release: Pa
     return holder
 
 
+QUICK_LOSS = pytest.mark.orchestrator(heartbeat_timeout_threshold=10)
+
+
+@QUICK_LOSS
 def test_agent_killed_mid_task_loses_it_to_another_which_completes_it(
     server: ServerProcess, admin: httpx.Client, tmp_path: Path
 ) -> None:
@@ -75,6 +80,7 @@ def test_agent_killed_mid_task_loses_it_to_another_which_completes_it(
     rebuild_agrees(server)
 
 
+@QUICK_LOSS
 def test_frozen_agent_is_fenced_off_when_it_wakes(
     server: ServerProcess, admin: httpx.Client, tmp_path: Path
 ) -> None:
