@@ -38,6 +38,9 @@ def test_runs_in_flight_survive_repeated_kill9_and_complete_once(
             "dispatch_interval_secs": 1,
             "ssh_poll_interval_secs": 0.2,
             "default_max_retries": 0,
+            # Beside CPU hogs each restart takes ~15 s: the four of them must not add up
+            # to a task's timeout (this test is about crashes, not timeouts).
+            "task_timeout_secs": 900,
         },
         extra_toml=extra,
     )

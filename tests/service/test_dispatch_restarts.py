@@ -20,6 +20,7 @@ from agent_fleet.services.dispatch import (
     Dispatcher,
 )
 from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 from tests.unit.test_dispatcher import SLOTS, ScriptedHosts
@@ -221,5 +222,30 @@ def test_a_launch_that_breaks_fails_the_attempt_and_it_counts() -> None:
         assert task.state is TaskState.FAILED and task.retry_at is None  # not free, not held
         assert task.failure is not None and task.failure.reason is FailureReason.DISPATCH_ERROR
         assert "a bug in the launcher" in task.failure.message
+
+    run(scenario())
+
+
+def test_down_past_the_timeout_an_interrupted_launch_is_still_not_counted() -> None:
+    async def scenario() -> None:
+        world = World(exclusive=True)
+        task_id = await world.new_task(max_retries=0)
+        await world.crash_mid_launch(task_id, workspace_begun=True)
+        world.clock.advance(timedelta(hours=2))  # down longer than the task's timeout
+        sweeper = Sweeper(world.current.ctx, world.current.tasks)
+        # The timeouts duty may run before the dispatcher's first look at the host ...
+        assert await sweeper.expire_timeouts() == 0
+        # ... which finds the launch our crash cut short: free, and placed again.
+        assert await world.current.dispatcher.watch() == 1
+        task = await world.task(task_id)
+        assert (task.state, task.free_attempts, task.failure) == (TaskState.CREATED, 1, None)
+        await world.current.place()
+        started = await world.task(task_id)
+        assert started.state is TaskState.RUNNING
+        world.clock.advance(timedelta(hours=2))  # a run that overstays is still timed out
+        assert await sweeper.expire_timeouts() == 1
+        timed_out = await world.task(task_id)
+        assert timed_out.failure is not None
+        assert timed_out.failure.reason is FailureReason.TIMEOUT
 
     run(scenario())
