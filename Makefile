@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean system-deps clis
+.PHONY: run test test-fast lint bench clean system-deps clis
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -19,9 +19,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/agent-fleet serve $(ARGS)
 
-## test: the whole test suite (unit, contract, end to end, browser, real agent CLIs)
+## test: the whole test suite (unit, contract, service, integration, end to end, reliability,
+## browser, real agent CLIs)
 test: $(STAMP) system-deps clis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-fast: the tiers that start no process (domain, store contract, services): for the
+## edit-run loop, well under a minute; `make test` still runs everything
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit tests/contract tests/service $(PYTEST_ARGS)
 
 ## clis: the real agent CLIs at the versions tests/clis pins (Claude Code and Codex from
 ## npm, aider from PyPI), installed once into ~/.cache/agent-fleet/clis (or

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh PostgreSQL database for this test run, a schema per test.
+"""Shared fixtures: no process outlives its test; a fresh PostgreSQL database for this
+test run, a schema per test; a real sshd for the session.
 
 PostgreSQL tests run where a server answers (AGENT_FLEET_TEST_PG_URL, default
 postgresql://postgres@127.0.0.1:5432/test). Outside CI they skip with the
@@ -14,10 +15,26 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
+from tests import processes
+
 if TYPE_CHECKING:
     from tests.sshd import SshServer
 
 ADMIN_URL = os.environ.get("AGENT_FLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Outermost of every test's fixtures, so it runs after their finalisers: whatever
+    they did not stop (a test that failed half-way, a run left detached) is killed here."""
+    # Asked for first, so that tmp_path is torn down after this fixture, not before.
+    root = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    left = processes.reap()
+    if root is not None:
+        left += processes.kill_strays(root)
+    if left:
+        request.node.add_report_section("teardown", "killed", "\n".join(left))
 
 
 def _base(url: str) -> str:
@@ -57,11 +74,16 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SshServer"]:
     outside CI; in CI a missing sshd fails the run)."""
     from tests.sshd import SSHD, SshServer
 
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
         reason = "OpenSSH server not installed (Debian: apt-get install openssh-server)"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI must run the SSH tests")
         pytest.skip(reason)
-    server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    try:
+        server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as e:  # installed, but it will not run for this user here
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"sshd does not start here: {str(e).strip()[:300]}")
     yield server
     server.stop()

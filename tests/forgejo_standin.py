@@ -51,6 +51,7 @@ class Scene:
     violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     fail_next: int = 0
+    comments_down: bool = False  # issue comments answer 500 (an outage of just those)
     delay_secs: float = 0.0  # answer this late (a Forgejo that times out)
     next_id: int = 1000
     default_branches: dict[str, str] = field(default_factory=dict)
@@ -197,8 +198,8 @@ def build_app(scene: Scene) -> Starlette:
         scene.calls.append(f"{method} {template}")
         if scene.delay_secs:
             await asyncio.sleep(scene.delay_secs)
-        if scene.fail_next > 0:
-            scene.fail_next -= 1
+        if scene.fail_next > 0 or (scene.comments_down and template.endswith("/comments")):
+            scene.fail_next = max(0, scene.fail_next - 1)
             return JSONResponse({"message": "stand-in: scripted failure"}, status_code=500)
         status, payload = answer(scene, method, template, path, request, body)
         payload = as_api(payload)
@@ -259,6 +260,8 @@ def build_app(scene: Scene) -> Starlette:
             scene.default_branches[data["repo"]] = data["branch"]
         elif what == "fail":
             scene.fail_next = int(data["count"])
+        elif what == "comments_down":
+            scene.comments_down = bool(data["down"])
         elif what == "delay":
             scene.delay_secs = float(data["secs"])
         else:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.server import free_port
+from tests import processes
+from tests.e2e.server import START_PATIENCE_SECS, free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -67,32 +67,37 @@ class SshServer:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
         server = cls(root, port, getpass.getuser(), root / "client_key", known)
+        # Not processes.spawn: it serves the whole session, not one test (see stop).
         with (root / "sshd.log").open("ab") as log:
             server.proc = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        server._wait_listening()
+        try:
+            server._wait_listening()
+        except BaseException:
+            server.stop()
+            raise
         return server
 
-    def _wait_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def _wait_listening(self) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < START_PATIENCE_SECS:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5):
                     return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("sshd did not start listening")
+        raise RuntimeError(f"sshd not listening after {START_PATIENCE_SECS:.0f}s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
+        """TERM (KILL after a grace): sshd itself; the sessions it forked end with it."""
+        if self.proc is not None:
+            processes.stop(self.proc)
 
 
 def _keygen(path: Path) -> None:

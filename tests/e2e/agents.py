@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import processes
 from tests.e2e.server import PULL_TOKEN, ServerProcess
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
@@ -20,18 +20,11 @@ class AgentProcess:
     log_path: Path
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        processes.kill(self.proc)
 
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (it finishes its runs, up to its shutdown grace), then SIGKILL."""
+        return processes.stop(self.proc, timeout)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -48,6 +41,7 @@ def start_agent(
     git_base_url: str | None = None,
     token: str | None = PULL_TOKEN,
     extra_args: tuple[str, ...] = (),
+    shutdown_grace: float = 5,
 ) -> AgentProcess:
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = work_dir.parent / f"{agent_id}.log"
@@ -68,7 +62,7 @@ def start_agent(
         "--work-dir",
         str(work_dir),
         "--shutdown-grace",
-        "5",
+        str(shutdown_grace),
     ]
     if git_base_url:
         argv += ["--git-base-url", git_base_url]
@@ -79,5 +73,5 @@ def start_agent(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
     full_env.update(env or {})
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        proc = processes.spawn(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env)
     return AgentProcess(proc, log_path)

@@ -10,10 +10,11 @@ from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path).start()
-    yield proc
-    proc.stop()
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The server, with the test's `@pytest.mark.orchestrator(key=value)` settings."""
+    marker = request.node.get_closest_marker("orchestrator")
+    with ServerProcess(tmp_path, orchestrator=dict(marker.kwargs) if marker else {}) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 It follows the contract of DESIGN §5: the prompt on stdin and in the prompt file,
 the AGENT_FLEET_* variables, a receipt file it may write. Words in the prompt
 choose what it does: FAIL, SLEEP <secs>, HANG <secs> (silent), RECEIPT, POST, LEAK, LEASE, LIST,
-ECHO, PIDFILE <path>, EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as
+ECHO, PIDFILE <path>, WAIT <path> (until that file exists: the test says when it ends),
+EDIT, COMMIT, GITENV. POST sends its receipt to the API itself (as
 DESIGN §5 allows) and then exits 1. EDIT changes files in the workspace without committing
 (what most CLIs leave); COMMIT then commits them itself, as aider does.
 """
@@ -41,6 +42,13 @@ def main() -> int:
             time.sleep(0.2)
     if "HANG" in words:
         time.sleep(float(words[words.index("HANG") + 1]))  # no output at all: a stall
+    if "WAIT" in words:
+        gate = Path(words[words.index("WAIT") + 1])
+        step = 0
+        while not gate.exists():
+            print(f"waiting step {step}", flush=True)
+            step += 1
+            time.sleep(0.2)
     if "LIST" in words:
         head = Path(".git/HEAD").read_text().strip() if Path(".git/HEAD").exists() else "-"
         print(f"files {sorted(p.name for p in Path('.').iterdir())} head {head}", flush=True)

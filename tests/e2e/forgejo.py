@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.server import free_port
+from tests import processes
+from tests.e2e.server import START_PATIENCE_SECS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ class ForgejoStandIn:
         port = free_port()
         extra = ["--git-root", str(git_root)] if git_root is not None else []
         with log.open("ab") as out:
-            proc = subprocess.Popen(
+            proc = processes.spawn(
                 [
                     sys.executable,
                     "-m",
@@ -43,14 +44,14 @@ class ForgejoStandIn:
                 stderr=subprocess.STDOUT,
             )
         standin = cls(port, token, proc)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() - started < START_PATIENCE_SECS and proc.poll() is None:
             try:
                 standin.report()
                 return standin
             except httpx.HTTPError:
                 time.sleep(0.05)
-        proc.kill()
+        processes.kill(proc)
         raise RuntimeError(f"the Forgejo stand-in did not start: {log.read_text()}")
 
     @property
@@ -58,11 +59,11 @@ class ForgejoStandIn:
         return f"http://127.0.0.1:{self.port}"
 
     def set(self, what: str, **data: Any) -> None:
-        reply = httpx.post(f"{self.url}/_standin/{what}", json=data, timeout=5)
+        reply = httpx.post(f"{self.url}/_standin/{what}", json=data, timeout=30)
         assert reply.status_code == 200, reply.text
 
     def report(self) -> dict[str, Any]:
-        reply = httpx.get(f"{self.url}/_standin/report", timeout=5)
+        reply = httpx.get(f"{self.url}/_standin/report", timeout=30)
         reply.raise_for_status()
         body: dict[str, Any] = reply.json()
         return body
@@ -76,5 +77,5 @@ class ForgejoStandIn:
         return found
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        # Requests it holds on purpose (a scripted delay) need not be waited out.
+        processes.stop(self.proc, grace_secs=5)

@@ -58,10 +58,42 @@ def task(client: httpx.Client, task_id: str) -> dict[str, Any]:
     return body
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
+#: How long to wait for what takes well under a second on an idle machine. Generous,
+#: because the machine running the suite may be starved: a wait ends as soon as its
+#: condition holds, so only a failing test ever waits this long.
+PATIENCE_SECS = 60.0
+
+
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float = PATIENCE_SECS,
+    what: str = "condition",
+    *,
+    seen: Callable[[], object] | None = None,
+) -> None:
+    """Poll `check` until it holds; after `timeout` seconds fail, saying what `seen` saw."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            found = f"; last seen: {seen()!r}" if seen is not None else ""
+            raise AssertionError(f"waited {timeout:.0f}s for {what}{found}")
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_state(
+    client: httpx.Client, task_id: str, *states: str, timeout: float = PATIENCE_SECS
+) -> dict[str, Any]:
+    """Wait until the task is in one of `states`; its body. On failure the message shows
+    where it was instead: its state, attempt, failure and history."""
+    body: dict[str, Any] = {}
+
+    def reached() -> bool:
+        body.update(task(client, task_id))
+        return body["state"] in states
+
+    def where() -> dict[str, Any]:
+        keys = ("state", "attempt", "max_retries", "agent_id", "failure")
+        return {**{k: body.get(k) for k in keys}, "events": events(client, task_id)}
+
+    wait_for(reached, timeout, f"task {task_id} to be {' or '.join(states)}", seen=where)
+    return body

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 
+from tests import processes
 from tests.e2e.helpers import create, events
 from tests.e2e.server import PULL_TOKEN, ServerProcess
 
 AGENTS = 12
 TASKS = 150
+AGENT_PATIENCE_SECS = 600  # they stop on their own once the queue stays empty
 
 
 def test_concurrent_pull_agents_never_share_a_task(
@@ -21,7 +23,7 @@ def test_concurrent_pull_agents_never_share_a_task(
     ids = {create(admin, f"t{i}", ["race"])["task_id"] for i in range(TASKS)}
     script = Path(__file__).with_name("pull_agent.py")
     procs = [
-        subprocess.Popen(
+        processes.spawn(
             [sys.executable, str(script), server.url, PULL_TOKEN, f"racer-{n}", "race", "3"],
             stdout=subprocess.PIPE,
             text=True,
@@ -30,7 +32,7 @@ def test_concurrent_pull_agents_never_share_a_task(
     ]
     completed: list[str] = []
     for proc in procs:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=AGENT_PATIENCE_SECS)
         assert proc.returncode == 0
         completed += json.loads(out)
     counts = Counter(completed)

@@ -124,13 +124,13 @@ def test_an_issue_becomes_a_task_a_pr_and_a_merge_with_comments_on_the_issue(
         def said() -> list[str]:
             return forgejo.comments(REPO, 12)
 
-        wait_for(lambda: len(said()) >= 3, 15, "three comments on the issue")
+        wait_for(lambda: len(said()) >= 3, what="three comments on the issue")
         comments = said()
         assert [c.split()[1] for c in comments] == ["Picked", "Pull", "Completed"], comments
         assert all("<!-- agent-fleet event" in c for c in comments)
         server.stop()
         server.start()  # a restart re-reads nothing twice: still three comments
-        wait_for(lambda: "GET /user/repos" in forgejo.report()["calls"], 10, "a reconcile pass")
+        wait_for(lambda: "GET /user/repos" in forgejo.report()["calls"], what="a reconcile pass")
         assert len(said()) == 3
         everything = "\n".join(comments)
         for secret in (FORGE_TOKEN, SECRET, ADMIN_TOKEN, PULL_TOKEN, got[1]):
@@ -158,8 +158,7 @@ def test_a_receipt_naming_a_pr_that_does_not_exist_is_receipt_invalid(
             lambda: (
                 "POST /repos/{owner}/{repo}/issues/{index}/comments" in forgejo.report()["calls"]
             ),
-            15,
-            "a comment attempt",
+            what="a comment attempt",
         )
 
 
@@ -195,8 +194,8 @@ def test_issues_labelled_while_the_service_was_down_get_their_task(
             listed: list[dict[str, Any]] = admin.get("/api/v1/tasks").json()["tasks"]
             return listed
 
-        wait_for(lambda: len(tasks()) >= 1, 15, "reconciliation")
-        wait_for(lambda: forgejo.report()["calls"].count("GET /user/repos") >= 2, 15, "2 passes")
+        wait_for(lambda: len(tasks()) >= 1, what="reconciliation")
+        wait_for(lambda: forgejo.report()["calls"].count("GET /user/repos") >= 2, what="2 passes")
         (made,) = tasks()
         assert made["source"]["issue_number"] == 20
         assert made["required_capabilities"] == ["code:rust"] and made["priority"] == 10
@@ -216,7 +215,7 @@ def test_issues_labelled_while_the_service_was_down_get_their_task(
             state="closed",
             merged=True,
         )
-        wait_for(lambda: task(admin, made["task_id"])["state"] == "completed", 15, "merge seen")
+        wait_for(lambda: task(admin, made["task_id"])["state"] == "completed", what="merge seen")
 
 
 def review_delivery(

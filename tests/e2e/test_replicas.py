@@ -1,6 +1,7 @@
 """Several `agent-fleet serve` replicas on one PostgreSQL database, agents hitting them at
 random, one replica killed -9 midway: every task completed exactly once."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.helpers import create
+from tests import processes
+from tests.e2e.helpers import PATIENCE_SECS, create
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 
 pytestmark = pytest.mark.postgres
@@ -21,10 +23,11 @@ AGENTS = 8
 
 def test_replicas_share_the_work_and_survive_a_kill(pg_url: str, tmp_path: Path) -> None:
     replicas = []
-    for n in range(3):
-        (tmp_path / f"r{n}").mkdir()
-        replicas.append(ServerProcess(tmp_path / f"r{n}", orchestrator={"db_url": pg_url}).start())
-    try:
+    with contextlib.ExitStack() as running:
+        for n in range(3):
+            (tmp_path / f"r{n}").mkdir()
+            replica = ServerProcess(tmp_path / f"r{n}", orchestrator={"db_url": pg_url})
+            replicas.append(running.enter_context(replica))
         with httpx.Client(
             base_url=replicas[0].url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ) as admin:
@@ -32,7 +35,7 @@ def test_replicas_share_the_work_and_survive_a_kill(pg_url: str, tmp_path: Path)
             urls = ",".join(r.url for r in replicas)
             script = Path(__file__).with_name("pull_agent.py")
             agents = [
-                subprocess.Popen(
+                processes.spawn(
                     [sys.executable, str(script), urls, PULL_TOKEN, f"pg-{n}", "pg", "4"],
                     stdout=subprocess.PIPE,
                     text=True,
@@ -45,7 +48,7 @@ def test_replicas_share_the_work_and_survive_a_kill(pg_url: str, tmp_path: Path)
             assert completed_at_kill < TASKS, "the kill came too late to mean anything"
             done: list[str] = []
             for agent in agents:
-                out, _ = agent.communicate(timeout=120)
+                out, _ = agent.communicate(timeout=600)  # they end once the queue is empty
                 assert agent.returncode == 0
                 done += json.loads(out)
             with httpx.Client(base_url=replicas[2].url, timeout=30) as other:
@@ -62,9 +65,6 @@ def test_replicas_share_the_work_and_survive_a_kill(pg_url: str, tmp_path: Path)
             assert max(Counter(done).values()) == 1
             served = [a["agent_id"] for a in admin.get("/api/v1/agents").json()["agents"]]
             assert len(served) == AGENTS
-    finally:
-        for replica in replicas:
-            replica.stop()
     check = replicas[0].cli("db", "rebuild", "--check", "--config", str(replicas[0].config_path))
     assert check.returncode == 0, check.stderr
     assert "projections match the events" in check.stdout
@@ -76,9 +76,9 @@ def _completed(admin: httpx.Client) -> int:
 
 
 def _wait_until_completed(admin: httpx.Client, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while _completed(admin) < count:
-        assert time.monotonic() < deadline, "the agents made no progress"
+    started = time.monotonic()
+    while (done := _completed(admin)) < count:
+        assert time.monotonic() - started < PATIENCE_SECS, f"only {done} of {count} completed"
         time.sleep(0.05)
 
 
@@ -101,11 +101,7 @@ def test_db_copy_moves_an_installation_to_postgresql(
 
     moved = ServerProcess(server.workdir / "pg", orchestrator={"db_url": pg_url})
     moved.workdir.mkdir()
-    moved.start()
-    try:
-        with httpx.Client(base_url=moved.url, timeout=30) as client:
-            after = {t["task_id"]: t for t in client.get("/api/v1/tasks").json()["tasks"]}
-            assert after == before and set(after) == set(ids)
-            assert client.get("/healthz").json()["store"] == "postgresql"
-    finally:
-        moved.stop()
+    with moved, httpx.Client(base_url=moved.url, timeout=30) as client:
+        after = {t["task_id"]: t for t in client.get("/api/v1/tasks").json()["tasks"]}
+        assert after == before and set(after) == set(ids)
+        assert client.get("/healthz").json()["store"] == "postgresql"

@@ -7,7 +7,6 @@ Each scenario runs for both kinds of host; the agent CLI is tests/e2e/fake_cli.p
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import task, wait_for
+from tests.e2e.helpers import task, wait_for, wait_for_state
 from tests.e2e.server import ADMIN_TOKEN, ServerProcess, _toml
 from tests.sshd import SshServer, free_port, running
 
@@ -42,7 +41,7 @@ def host_block(
             f"ssh_user = {_toml(sshd.user)}",
             f"ssh_key_path = {_toml(str(sshd.key_path))}",
             f"known_hosts = {_toml(str(sshd.known_hosts))}",
-            "connect_timeout_secs = 3",
+            "connect_timeout_secs = 30",  # a starved machine is slow, not down
         ]
     cap_list = ", ".join(_toml(c) for c in caps)
     lines.append(
@@ -66,13 +65,12 @@ def host_kind(request: pytest.FixtureRequest) -> SshServer | None:
 @pytest.fixture
 def fleet(tmp_path: Path, host_kind: SshServer | None) -> Iterator[ServerProcess]:
     work = tmp_path / "runs"
-    proc = ServerProcess(
+    with ServerProcess(
         tmp_path,
         orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
         extra_toml=host_block("h1", work, host_kind) + AGENT_TYPES,
-    ).start()
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture
@@ -121,11 +119,7 @@ def test_tasks_run_on_the_host_and_hostile_text_stays_data(
     hostile = make(admin_of, f"ECHO {HOSTILE}", title=HOSTILE)
     plain = make(admin_of, "RECEIPT please")
     for task_id in (hostile, plain):
-        wait_for(
-            lambda t=task_id: state_of(admin_of, t) in ("completed", "review_pending", "failed"),
-            30,
-            f"{task_id} done",
-        )
+        wait_for_state(admin_of, task_id, "completed", "review_pending", "failed")
     done = task(admin_of, hostile)
     assert done["state"] == "completed", done
     assert done["agent_id"] == "h1/fake"
@@ -143,22 +137,22 @@ def test_tasks_run_on_the_host_and_hostile_text_stays_data(
     assert receipted["receipt"]["summary"] == "opened a pull request"
     assert receipted["receipt"]["usage"]["tokens"] == 321
     # Completed workspaces are kept (marked, for keep_completed_workspaces_hours).
-    wait_for(
-        lambda: len(list((tmp_path / "runs").glob("*/attempt-*/meta/completed"))) == 2,
-        10,
-        "completed workspaces marked",
-    )
+    marked = lambda: list((tmp_path / "runs").glob("*/attempt-*/meta/completed"))  # noqa: E731
+    wait_for(lambda: len(marked()) == 2, what="completed workspaces marked", seen=marked)
 
 
 def test_a_receipt_the_cli_posts_itself_wins_over_its_exit_status(
     fleet: ServerProcess, admin_of: httpx.Client
 ) -> None:
     task_id = make(admin_of, "POST then exit 1")
-    wait_for(lambda: state_of(admin_of, task_id) == "completed", 30, "completed")
-    body = task(admin_of, task_id)
+    body = wait_for_state(admin_of, task_id, "completed")
     assert body["receipt"]["summary"] == "posted by the CLI itself"
     assert body["attempt"] == 0
-    wait_for(lambda: "receipt posted: 200" in log_text(admin_of, task_id), 10, "log shipped")
+    wait_for(
+        lambda: "receipt posted: 200" in log_text(admin_of, task_id),
+        what="the log shipped",
+        seen=lambda: log_text(admin_of, task_id)[-500:],
+    )
     # The lease is a credential: it never shows in the task's log or receipt.
     assert body["receipt"].get("lease") is None or body["receipt"]["lease"] not in log_text(
         admin_of, task_id
@@ -192,21 +186,20 @@ def test_a_task_with_a_repo_runs_in_a_clone_on_its_branch(
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "seed"], check=True)
     subprocess.run([*git, "push", "-q", str(origin), "HEAD:refs/heads/main"], check=True)
-    proc = ServerProcess(
-        tmp_path,
-        orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
-        forgejo={"url": f"file://{tmp_path / 'git'}"},
-        extra_toml=host_block("h1", tmp_path / "runs", host_kind) + AGENT_TYPES,
-    ).start()
-    try:
-        with httpx.Client(
+    with (
+        ServerProcess(
+            tmp_path,
+            orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
+            forgejo={"url": f"file://{tmp_path / 'git'}"},
+            extra_toml=host_block("h1", tmp_path / "runs", host_kind) + AGENT_TYPES,
+        ) as proc,
+        httpx.Client(
             base_url=proc.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-        ) as admin:
-            task_id = make(admin, "LIST", repo="acme/widgets")
-            wait_for(lambda: state_of(admin, task_id) == "completed", 30, "completed")
-            output = log_text(admin, task_id)
-    finally:
-        proc.stop()
+        ) as admin,
+    ):
+        task_id = make(admin, "LIST", repo="acme/widgets")
+        wait_for_state(admin, task_id, "completed")
+        output = log_text(admin, task_id)
     assert "README.md" in output
     assert f"head ref: refs/heads/task/{task_id}" in output
 
@@ -215,8 +208,7 @@ def test_a_failing_cli_fails_the_task_with_its_exit_code_and_retries(
     fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
 ) -> None:
     task_id = make(admin_of, "FAIL now", max_retries=2)
-    wait_for(lambda: state_of(admin_of, task_id) == "failed", 30, "failed after retries")
-    body = task(admin_of, task_id)
+    body = wait_for_state(admin_of, task_id, "failed")
     assert body["attempt"] == 2
     assert body["failure"]["reason"] == "error"
     assert "exit code 3" in body["failure"]["message"]
@@ -233,12 +225,11 @@ def test_cancel_kills_the_running_process_group(
 ) -> None:
     pid_file = tmp_path / "cli.pid"
     task_id = make(admin_of, f"SLEEP 120 PIDFILE {pid_file}")
-    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "CLI running")
-    pid = int(pid_file.read_text())
-    wait_for(lambda: "working step" in log_text(admin_of, task_id), 10, "live log while it runs")
+    pid = _pid_of_cli(pid_file)
+    wait_for(lambda: "working step" in log_text(admin_of, task_id), what="live log while it runs")
     reply = admin_of.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "not needed"})
     assert reply.status_code == 200, reply.text
-    wait_for(lambda: not running(pid), 15, "CLI killed")
+    wait_for(lambda: not running(pid), what="the CLI killed (it sleeps 120 s otherwise)")
     assert state_of(admin_of, task_id) == "cancelled"
 
 
@@ -247,25 +238,30 @@ def test_timeout_kills_the_process_and_records_the_reason(
 ) -> None:
     pid_file = tmp_path / "cli.pid"
     task_id = make(admin_of, f"SLEEP 120 PIDFILE {pid_file}", timeout_secs=3, max_retries=0)
-    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "CLI running")
-    pid = int(pid_file.read_text())
-    wait_for(lambda: state_of(admin_of, task_id) == "failed", 20, "timed out")
-    assert task(admin_of, task_id)["failure"]["reason"] == "timeout"
-    wait_for(lambda: not running(pid), 15, "CLI killed")
+    pid = _pid_of_cli(pid_file)
+    failed = wait_for_state(admin_of, task_id, "failed")
+    assert failed["failure"]["reason"] == "timeout"
+    wait_for(lambda: not running(pid), what="the CLI killed (it sleeps 120 s otherwise)")
 
 
 def test_a_server_killed_mid_run_reattaches_and_records_each_result_once(
-    fleet: ServerProcess, admin_of: httpx.Client
+    fleet: ServerProcess, admin_of: httpx.Client, tmp_path: Path
 ) -> None:
-    ends_while_down = make(admin_of, "SLEEP 1.5 ECHO short")
-    still_running = make(admin_of, "SLEEP 6 ECHO long")
+    short_gate, long_gate = tmp_path / "short.go", tmp_path / "long.go"
+    ends_while_down = make(admin_of, f"WAIT {short_gate} ECHO short")
+    still_running = make(admin_of, f"WAIT {long_gate} ECHO long")
     for task_id in (ends_while_down, still_running):
-        wait_for(lambda t=task_id: state_of(admin_of, t) == "running", 30, "running")
+        wait_for_state(admin_of, task_id, "running")
     fleet.kill9()
-    time.sleep(2.5)  # the short run ends while nobody watches
+    short_gate.touch()  # the short run ends while nobody watches
+    exit_file = tmp_path / "runs" / ends_while_down / "attempt-0" / "meta" / "exit"
+    wait_for(exit_file.exists, what="the short run to end while the server is down")
     fleet.start()
+    wait_for_state(admin_of, ends_while_down, "completed")
+    assert state_of(admin_of, still_running) == "running"  # re-attached, still going
+    long_gate.touch()
     for task_id in (ends_while_down, still_running):
-        wait_for(lambda t=task_id: state_of(admin_of, t) == "completed", 30, "completed")
+        wait_for_state(admin_of, task_id, "completed")
         types = event_types(admin_of, task_id)
         assert types.count("task.completed") == 1, types
         assert types.count("task.started") == 1, types
@@ -281,28 +277,33 @@ def test_a_host_that_refuses_connections_loses_no_task(tmp_path: Path, sshd: Ssh
         + host_block("up", tmp_path / "up", None, slots=2)
         + AGENT_TYPES
     )
-    proc = ServerProcess(
-        tmp_path,
-        orchestrator={
-            "dispatch_interval_secs": 1,
-            "ssh_poll_interval_secs": 0.2,
-            "default_max_retries": 5,
-        },
-        extra_toml=extra,
-    ).start()
-    try:
-        with httpx.Client(
+    with (
+        ServerProcess(
+            tmp_path,
+            orchestrator={
+                "dispatch_interval_secs": 1,
+                "ssh_poll_interval_secs": 0.2,
+                "default_max_retries": 5,
+            },
+            extra_toml=extra,
+        ) as proc,
+        httpx.Client(
             base_url=proc.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-        ) as admin:
-            ids = [make(admin, f"ECHO task {n}") for n in range(4)]
-            for task_id in ids:
-                wait_for(lambda t=task_id: state_of(admin, t) == "completed", 60, "completed")
-            histories = {t: event_types(admin, t) for t in ids}
-            bodies = {t: task(admin, t) for t in ids}
-    finally:
-        proc.stop()
+        ) as admin,
+    ):
+        ids = [make(admin, f"ECHO task {n}") for n in range(4)]
+        for task_id in ids:
+            wait_for_state(admin, task_id, "completed")
+        histories = {t: event_types(admin, t) for t in ids}
+        bodies = {t: task(admin, t) for t in ids}
     assert all(h.count("task.completed") == 1 for h in histories.values()), histories
     assert all(b["agent_id"] == "up/fake" for b in bodies.values())
     # The down host was tried and marked down (with backoff), not given work blindly.
     server_log = proc.log_path.read_text()
     assert "host down" in server_log and "down" in server_log
+
+
+def _pid_of_cli(pid_file: Path) -> int:
+    """The pid the stand-in CLI wrote once it started."""
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", what="the CLI to start")
+    return int(pid_file.read_text())

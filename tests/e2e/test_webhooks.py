@@ -22,9 +22,8 @@ SECRET = "s3cr3t-webhook-key"
 
 @pytest.fixture
 def forge_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path, forgejo={"webhook_secret": SECRET}).start()
-    yield proc
-    proc.stop()
+    with ServerProcess(tmp_path, forgejo={"webhook_secret": SECRET}) as proc:
+        yield proc
 
 
 def deliver(

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-RETRY_FOR_SECS = 60.0
+RETRY_FOR_SECS = 180.0  # a restart on a starved machine can take a while
 
 
 class Api:

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import processes
 from tests.e2e.server import PULL_TOKEN, ServerProcess
 
 CHAOS_AGENT = Path(__file__).with_name("chaos_agent.py")
-STARTED: list[ChaosAgent] = []  # killed after each test, whatever happened in it
+#: How long an agent may take to finish and report (it retries a dead server for 60 s).
+REPORT_PATIENCE_SECS = 180.0
 
 
 @dataclass
 class ChaosAgent:
-    """One `chaos_agent.py` process; its JSON report is read when it ends."""
+    """One `chaos_agent.py` process; its JSON report is read when it ends. Whatever the
+    test leaves running is killed after it (tests/processes.py), frozen or not."""
 
     agent_id: str
     proc: subprocess.Popen[str]
@@ -34,16 +37,14 @@ class ChaosAgent:
         err_path = server.workdir / f"{agent_id}.stderr"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
         with err_path.open("w") as err:
-            proc = subprocess.Popen(
+            proc = processes.spawn(
                 [sys.executable, str(CHAOS_AGENT), server.url, token, agent_id, *extra],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
                 env=env,
             )
-        agent = cls(agent_id, proc, err_path)
-        STARTED.append(agent)
-        return agent
+        return cls(agent_id, proc, err_path)
 
     def holding(self) -> list[str]:
         """Task ids this agent announced it holds (on stderr, as they happen)."""
@@ -53,23 +54,13 @@ class ChaosAgent:
                 held.append(json.loads(line)["holding"])
         return held
 
-    def reap(self) -> None:
-        """After the test: a process still alive is killed (SIGCONT first, if frozen)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-        self.kill9()
-
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
     def kill9(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        processes.kill(self.proc)
 
-    def report(self, timeout: float = 60) -> dict[str, Any]:
+    def report(self, timeout: float = REPORT_PATIENCE_SECS) -> dict[str, Any]:
         out, _ = self.proc.communicate(timeout=timeout)
         assert self.proc.returncode == 0, (self.proc.returncode, self.err_path.read_text())
         lines = [line for line in out.splitlines() if line.strip()]

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import PATIENCE_SECS, wait_for
 from tests.e2e.server import ADMIN_TOKEN, ServerProcess
 from tests.reliability.support import ChaosAgent, audit, rebuild_agrees
 
@@ -62,48 +63,40 @@ class Producer(threading.Thread):
                 time.sleep(random.uniform(0.01, 0.06))
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_under_load_loses_nothing_and_does_nothing_twice(
     tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    server = ServerProcess(tmp_path, orchestrator={"default_max_retries": 50}).start()
+    server = ServerProcess(tmp_path, orchestrator={"default_max_retries": 50})
     stop_file = tmp_path / "stop"
-    agents = [
-        ChaosAgent.start(server, f"chaos-{i}", "--work", "0.05", "--stop-file", str(stop_file))
-        for i in range(AGENTS)
-    ]
     producer = Producer(server.url, MAX_TASKS)
-    producer.start()
     rng = random.Random()
-    try:
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(0.3, 1.2))
-            server.kill9()
-            time.sleep(rng.uniform(0.0, 0.3))
-            server.start()
-        producer.done.set()
-        producer.join(timeout=60)
-        assert not producer.is_alive()
-
-        with httpx.Client(base_url=server.url, timeout=10) as reader:
-
-            def all_completed() -> bool:
-                tasks, cursor = [], None
-                while True:
-                    params: dict[str, str | int] = {"limit": 500}
-                    if cursor:
-                        params["cursor"] = cursor
-                    page = reader.get("/api/v1/tasks", params=params).json()
-                    tasks += page["tasks"]
-                    cursor = page["next_cursor"]
-                    if cursor is None:
-                        break
-                return all(t["state"] == "completed" for t in tasks)
-
-            wait_for(all_completed, timeout=60, what="every task to complete after the crashes")
-    finally:
-        stop_file.touch()
+    with server:
+        agents = [
+            ChaosAgent.start(server, f"chaos-{i}", "--work", "0.05", "--stop-file", str(stop_file))
+            for i in range(AGENTS)
+        ]
+        producer.start()
+        try:
+            for _ in range(KILLS):
+                time.sleep(rng.uniform(0.3, 1.2))
+                server.kill9()
+                time.sleep(rng.uniform(0.0, 0.3))
+                server.start()
+            producer.done.set()
+            producer.join(timeout=PATIENCE_SECS)
+            assert not producer.is_alive()
+            with httpx.Client(base_url=server.url, timeout=30) as reader:
+                wait_for(
+                    lambda: _states(reader) == {"completed"},
+                    timeout=3 * PATIENCE_SECS,  # a backlog of retries to work off
+                    what="every task to complete after the crashes",
+                    seen=lambda: _states(reader),
+                )
+        finally:
+            producer.done.set()
+            stop_file.touch()  # agents finish their task and report
         reports = [a.report() for a in agents]
-        server.stop()
 
     result = audit(server.db_path)
     assert result.problems == []
@@ -134,3 +127,18 @@ def test_kill_9_under_load_loses_nothing_and_does_nothing_twice(
     print("crash figures:", figures)
     for key, value in figures.items():
         record_property(key, value)
+
+
+def _states(reader: httpx.Client) -> set[str]:
+    """The states of every task, page by page."""
+    states: set[str] = set()
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = reader.get("/api/v1/tasks", params=params).json()
+        states |= {t["state"] for t in page["tasks"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return states

@@ -46,9 +46,8 @@ def token_for(path: str) -> str:
 
 @pytest.fixture
 def hostile_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path, forgejo={"webhook_secret": WEBHOOK_SECRET}).start()
-    yield proc
-    proc.stop()
+    with ServerProcess(tmp_path, forgejo={"webhook_secret": WEBHOOK_SECRET}) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -3,22 +3,30 @@
 The machine drives the pure decisions of `domain.task` for a few tasks and
 agents, folds the events with `evolve`, and checks after every step: nobody
 holds a task twice, capacity holds, attempts stay within max_retries plus
-manual retries, only allowed transitions happen, versions have no gaps, and a
-replay of the stored events equals the current state.
+manual retries plus those our own crashes ended (which the history names), only
+allowed transitions happen, versions have no gaps, and a replay of the stored
+events equals the current state.
 """
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from agent_fleet.domain import task as t
 from agent_fleet.domain.errors import FleetError, NotTaskHolder, StaleLease
-from agent_fleet.domain.events import TaskEvent
+from agent_fleet.domain.events import TaskAgentLost, TaskEvent, TaskFailed, TaskRetried
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus, TaskState
+from agent_fleet.domain.states import (
+    FailureReason,
+    LossCause,
+    PrState,
+    ReceiptStatus,
+    TaskState,
+)
 from agent_fleet.domain.values import Artifact, PullRequest, Receipt
 
 S = TaskState
@@ -150,6 +158,20 @@ class Lifecycle(RuleBasedStateMachine):
         if (task_id := self._pick(i)) is not None:
             self._apply(task_id, lambda x: t.lose(x, "silent", self.now, "loop", POLICY))
 
+    @rule(i=task_index)
+    def orchestrator_crash_loses_the_launch(self, i: int) -> None:
+        """We died mid-launch: the attempt ends, is retried at once, and does not count."""
+        if (task_id := self._pick(i)) is None:
+            return
+        before = self.tasks[task_id]
+        cause = LossCause.ORCHESTRATOR_RESTART
+        self._apply(task_id, lambda x: t.lose(x, "interrupted", self.now, "d", POLICY, cause=cause))
+        after = self.tasks[task_id]
+        if after.version != before.version:
+            assert t.is_retry_due(after, self.now), "a free attempt must be retried at once"
+            retried = t.evolve(after, t.retry(after, self.now, "loop", manual=False)[0])
+            assert retried.counted_attempts == before.counted_attempts, "it was counted"
+
     @rule(i=task_index, merged=st.booleans())
     def pr_closes(self, i: int, merged: bool) -> None:
         state = PrState.MERGED if merged else PrState.CLOSED
@@ -216,7 +238,21 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def attempts_are_bounded(self) -> None:
         for task_id, task in self.tasks.items():
-            assert task.attempt <= task.max_retries + self.manual_retries[task_id]
+            free = task.free_attempts
+            assert task.attempt <= task.max_retries + self.manual_retries[task_id] + free
+
+    @invariant()
+    def free_attempts_are_the_ones_the_history_names(self) -> None:
+        for task_id, task in self.tasks.items():
+            free, ended_by = 0, None  # the event that ended the attempt being retried
+            for event in self.log[task_id]:
+                if isinstance(event, TaskAgentLost | TaskFailed):
+                    ended_by = event
+                elif isinstance(event, TaskRetried) and event.free:
+                    free += 1  # each one follows a loss our own crash caused
+                    assert isinstance(ended_by, TaskAgentLost) and ended_by.cause, ended_by
+            assert task.free_attempts == free
+            assert 0 <= task.counted_attempts <= task.attempt
 
     @invariant()
     def versions_have_no_gaps_and_replay_equals_state(self) -> None:
@@ -227,4 +263,5 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 Lifecycle.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
-TestLifecycle = Lifecycle.TestCase
+# CPU-bound (a replay per step): a few seconds idle, minutes on a starved machine.
+TestLifecycle = pytest.mark.timeout(900)(Lifecycle.TestCase)

@@ -7,10 +7,22 @@ import pytest
 
 from agent_fleet.domain import task as t
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
-from agent_fleet.domain.events import TaskCompleted, TaskFailed, TaskRetried, TaskReviewPending
+from agent_fleet.domain.events import (
+    TaskAgentLost,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetried,
+    TaskReviewPending,
+)
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus, TaskState
+from agent_fleet.domain.states import (
+    FailureReason,
+    LossCause,
+    PrState,
+    ReceiptStatus,
+    TaskState,
+)
 from agent_fleet.domain.values import Artifact, PullRequest, Receipt
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -182,3 +194,76 @@ def test_progress_starts_an_assigned_task() -> None:
     after = fold(assigned, events)
     assert after.state is TaskState.RUNNING and after.progress == 50.0
     assert [e.version for e in events] == [3, 4]
+
+
+def _lost_to_our_crash(task: t.Task, now: datetime = T0) -> t.Task:
+    """The orchestrator died while launching `task`'s attempt: lost, then retried."""
+    lost = fold(task, t.lose(task, "launch interrupted", now, "d", POLICY, cause=RESTART))
+    return fold(lost, t.retry(lost, now, "policy:auto-retry", manual=False))
+
+
+def _attempt(task: t.Task, lease: str) -> t.Task:
+    """The next attempt assigned and started."""
+    task = fold(task, t.assign(task, A, None, Lease(lease), T0, "a"))
+    return fold(task, t.start(task, T0, "a"))
+
+
+RESTART = LossCause.ORCHESTRATOR_RESTART
+
+
+def test_an_attempt_our_crash_ended_is_retried_at_once_and_does_not_count() -> None:
+    # max_retries 0: one attempt of the agent's own, however often we crash meanwhile.
+    task = held(TaskState.ASSIGNED, max_retries=0)
+    (lost,) = t.lose(task, "launch interrupted", T0, "dispatcher", POLICY, cause=RESTART)
+    assert isinstance(lost, TaskAgentLost)
+    assert lost.cause is RESTART and lost.retry_at == T0  # due now: no backoff, no limit
+    for n in range(1, 4):
+        task = _lost_to_our_crash(task)
+        assert (task.state, task.attempt, task.free_attempts) == (TaskState.CREATED, n, n)
+        assert task.counted_attempts == 0
+        task = fold(task, t.assign(task, A, None, Lease(f"L{n + 1}"), T0, "a"))
+    # The agent's own failure still counts: with max_retries 0 it is final.
+    (failed,) = t.fail(task, FailureReason.ERROR, "boom", T0, "a", POLICY)
+    assert isinstance(failed, TaskFailed) and failed.retry_at is None
+
+
+def test_the_agents_own_failures_still_count_and_back_off_by_counted_attempts() -> None:
+    task = _lost_to_our_crash(held(TaskState.ASSIGNED, max_retries=1))
+    task = _attempt(task, "L2")  # attempt 1, the first that counts
+    (first,) = t.fail(task, FailureReason.ERROR, "boom", T0, "a", POLICY)
+    assert isinstance(first, TaskFailed) and first.retry_at == T0 + POLICY.base_delay
+    task = fold(task, [first])
+    task = fold(task, t.retry(task, T0, "loop", manual=False))
+    task = _attempt(task, "L3")
+    (second,) = t.lose(task, "silent", T0, "loop", POLICY)  # an agent gone silent counts
+    assert isinstance(second, TaskAgentLost) and second.cause is None
+    assert second.retry_at is None  # 2 attempts of its own with max_retries 1: done
+    assert fold(task, [second]).free_attempts == 1
+
+
+def test_free_attempts_are_rebuilt_from_the_events_alone() -> None:
+    log: list[t.TaskEvent] = []
+
+    def step(task: t.Task | None, events: list[t.TaskEvent]) -> t.Task:
+        log.extend(events)
+        return fold(task, events)
+
+    task = step(None, t.create(_spec(), T0, "op"))
+    for n in range(2):
+        task = step(task, t.assign(task, A, None, Lease(f"L{n}"), T0, "a"))
+        task = step(task, t.lose(task, "launch interrupted", T0, "d", POLICY, cause=RESTART))
+        task = step(task, t.retry(task, T0, "policy:auto-retry", manual=False))
+    assert (task.attempt, task.free_attempts, task.counted_attempts) == (2, 2, 0)
+    assert t.replay(log) == task
+
+
+def _spec() -> t.NewTask:
+    """A task that gets one attempt of its own."""
+    return t.NewTask(
+        task_id=TaskId("t1"),
+        title="x",
+        prompt="p",
+        required_capabilities=(),
+        max_retries=0,
+        timeout_secs=60,
+    )

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_fleet.domain.ids import AgentId, Lease
-from agent_fleet.domain.states import AgentMode, ExecutionMode, FailureReason
+from agent_fleet.domain.states import AgentMode, ExecutionMode, FailureReason, LossCause
 from agent_fleet.domain.values import PullRequest, Receipt, Source
 
 
@@ -88,6 +88,8 @@ class TaskAgentLost(Event):
     agent_id: AgentId | None
     message: str
     retry_at: datetime | None = None
+    #: Set when we, not the agent, ended the attempt: it does not count against max_retries.
+    cause: LossCause | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +109,9 @@ class TaskRetried(Event):
     prompt: str | None = None
     #: Sent back by a review that requested changes: the PR stays, a review round is used.
     review: bool = False
+    #: It replaces an attempt the orchestrator's own crash ended (`TaskAgentLost.cause`):
+    #: it does not count against max_retries.
+    free: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

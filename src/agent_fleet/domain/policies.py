@@ -22,17 +22,20 @@ class RetryPolicy:
         return min(self.base_delay * factor, self.max_delay)
 
 
-def should_auto_retry(attempt: int, max_retries: int, reason: FailureReason) -> bool:
-    """A closed PR is a person's decision, a spent budget an operator's: neither retries alone."""
-    return reason not in NEVER_AUTO_RETRIED and attempt < max_retries
+def should_auto_retry(counted: int, max_retries: int, reason: FailureReason) -> bool:
+    """A closed PR is a person's decision, a spent budget an operator's: neither retries alone.
+
+    `counted` is the task's attempts that count (`Task.counted_attempts`): one the
+    orchestrator's own crash ended is not held against the task."""
+    return reason not in NEVER_AUTO_RETRIED and counted < max_retries
 
 
 def retry_due_at(
-    attempt: int, max_retries: int, reason: FailureReason, now: datetime, policy: RetryPolicy
+    counted: int, max_retries: int, reason: FailureReason, now: datetime, policy: RetryPolicy
 ) -> datetime | None:
-    if not should_auto_retry(attempt, max_retries, reason):
+    if not should_auto_retry(counted, max_retries, reason):
         return None
-    return now + policy.delay(attempt)
+    return now + policy.delay(counted)
 
 
 def is_timed_out(assigned_at: datetime | None, timeout: timedelta, now: datetime) -> bool:

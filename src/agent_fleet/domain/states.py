@@ -62,6 +62,14 @@ RECEIPT_REASONS = frozenset({FailureReason.ERROR, FailureReason.STALLED, Failure
 NEVER_AUTO_RETRIED = frozenset({FailureReason.PR_CLOSED, FailureReason.BUDGET_EXCEEDED})
 
 
+class LossCause(StrEnum):
+    """Why an attempt was lost when the agent had no part in it."""
+
+    #: The orchestrator crashed or restarted while it launched the attempt (claimed but
+    #: never started, or its workspace half-prepared): the attempt does not count.
+    ORCHESTRATOR_RESTART = "orchestrator_restart"
+
+
 class ReceiptStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"

@@ -39,6 +39,7 @@ from agent_fleet.domain.states import (
     RETRYABLE_STATES,
     ExecutionMode,
     FailureReason,
+    LossCause,
     PrState,
     ReceiptStatus,
     TaskState,
@@ -79,6 +80,9 @@ class Task:
     spend: Spend = field(default_factory=Spend)
     #: Set while a waiting task may not be claimed (its repository's daily budget).
     hold: Hold | None = None
+    #: Retries that replaced an attempt the orchestrator's own crash or restart ended
+    #: (`LossCause`): numbered like any other, they do not count against `max_retries`.
+    free_attempts: int = 0
 
     @property
     def branch_name(self) -> str:
@@ -96,6 +100,11 @@ class Task:
     @property
     def next_version(self) -> int:
         return self.version + 1
+
+    @property
+    def counted_attempts(self) -> int:
+        """Retries so far that count against `max_retries` (`attempt`, less free ones)."""
+        return self.attempt - self.free_attempts
 
 
 #: A decision bound to its command's data: current state in, events out.
@@ -194,7 +203,9 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
         case TaskAgentLost():
             return dict(
                 state=TaskState.AGENT_LOST,
-                failure=Failure(reason=FailureReason.AGENT_LOST, message=event.message),
+                failure=Failure(
+                    reason=FailureReason.AGENT_LOST, message=event.message, cause=event.cause
+                ),
                 retry_at=event.retry_at,
                 finished_at=event.at,
             )
@@ -220,6 +231,7 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 progress=None,
                 progress_message=None,
                 review_rounds=task.review_rounds + int(event.review),
+                free_attempts=task.free_attempts + int(event.free),
             )
         case TaskCancelled():
             return dict(state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
@@ -435,7 +447,7 @@ def fail(
     allowed = HELD_STATES | {TaskState.REVIEW_PENDING}
     _require(task, allowed, "fail")
     reason, message = _within_budget(task, reason, message, receipt, policy.budget)
-    retry_at = retry_due_at(task.attempt, task.max_retries, reason, now, policy)
+    retry_at = retry_due_at(task.counted_attempts, task.max_retries, reason, now, policy)
     return [
         TaskFailed(
             stream_id=task.task_id,
@@ -468,11 +480,26 @@ def _within_budget(
 
 
 def lose(
-    task: Task, message: str, now: datetime, actor: str, policy: RetryPolicy
+    task: Task,
+    message: str,
+    now: datetime,
+    actor: str,
+    policy: RetryPolicy,
+    cause: LossCause | None = None,
 ) -> list[TaskEvent]:
-    """The holder went silent or away: the attempt is lost, and retried by policy."""
+    """The holder went silent or away: the attempt is lost, and retried by policy.
+
+    With a `cause` the orchestrator itself ended the attempt (it crashed mid-launch):
+    the attempt is free, so the retry is due at once whatever the count and backoff.
+    """
     _require(task, HELD_STATES, "mark agent_lost")
-    retry_at = retry_due_at(task.attempt, task.max_retries, FailureReason.AGENT_LOST, now, policy)
+    retry_at = (
+        now
+        if cause is not None
+        else retry_due_at(
+            task.counted_attempts, task.max_retries, FailureReason.AGENT_LOST, now, policy
+        )
+    )
     overrun = policy.budget.overrun(task.spend)
     if overrun is not None and retry_at is not None:
         retry_at, message = None, f"{message}; not retried: {overrun}"
@@ -485,6 +512,7 @@ def lose(
             agent_id=task.agent_id,
             message=message,
             retry_at=retry_at,
+            cause=cause,
         )
     ]
 
@@ -558,6 +586,7 @@ def _next_attempt(
         manual=manual,
         prompt=prompt,
         review=review,
+        free=task.failure is not None and task.failure.cause is not None,
     )
 
 

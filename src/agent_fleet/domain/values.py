@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
-from agent_fleet.domain.states import FailureReason, PrState, ReceiptStatus
+from agent_fleet.domain.states import FailureReason, LossCause, PrState, ReceiptStatus
 
 #: A value of an artifact's field we do not know: kept as given, scalars only.
 ExtraValue: TypeAlias = str | int | float | bool
@@ -93,3 +93,5 @@ class Source:
 class Failure:
     reason: FailureReason
     message: str = ""
+    #: Set when the orchestrator itself ended the attempt: its retry is free.
+    cause: LossCause | None = None

@@ -46,22 +46,32 @@ while [ ! -s "$root/meta/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1))
 """
 
 # One line per run under the work dir: state, exit code, age in seconds, attempt
-# directory, task id (tab-separated; task ids hold no tabs).
+# directory, task id (tab-separated; task ids hold no tabs). Runs are removed and made
+# while it looks: each file is read once, and a run whose files vanish is skipped, never
+# an error (a failed survey marks the whole host down). A run found dead is looked at
+# again for its exit code, which it may have written since the first look.
 _SURVEY = r"""
 now=$(date +%s)
 for meta in "$1"/*/attempt-*/meta; do
-  [ -d "$meta" ] || continue
+  task=$(cat "$meta/task_id" 2>/dev/null) && [ -n "$task" ] || continue
+  changed=$(stat -c %Y "$meta" 2>/dev/null) || continue
+  age=$((now - changed))
   run=${meta%/meta}
-  task=$(cat "$meta/task_id" 2>/dev/null) || continue
-  age=$((now - $(stat -c %Y "$meta")))
-  if [ -f "$meta/exit" ]; then
-    printf 'exited\t%s\t%s\t%s\t%s\n' "$(cat "$meta/exit")" "$age" "${run##*/}" "$task"
-  elif [ -s "$meta/pid" ]; then
-    if kill -0 "$(cat "$meta/pid")" 2>/dev/null; then state=alive; else state=vanished; fi
-    printf '%s\t-\t%s\t%s\t%s\n' "$state" "$age" "${run##*/}" "$task"
+  if code=$(cat "$meta/exit" 2>/dev/null); then
+    state=exited
+  elif pid=$(cat "$meta/pid" 2>/dev/null) && [ -n "$pid" ]; then
+    code=-
+    if kill -0 "$pid" 2>/dev/null; then
+      state=alive
+    elif code=$(cat "$meta/exit" 2>/dev/null); then
+      state=exited
+    else
+      code=- state=vanished
+    fi
   else
-    printf 'preparing\t-\t%s\t%s\t%s\n' "$age" "${run##*/}" "$task"
+    code=- state=preparing
   fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$state" "$code" "$age" "${run##*/}" "$task"
 done
 """
 

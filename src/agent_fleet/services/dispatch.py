@@ -30,6 +30,7 @@ from agent_fleet.domain.states import (
     AgentStatus,
     ExecutionMode,
     FailureReason,
+    LossCause,
     ReceiptStatus,
     TaskState,
 )
@@ -208,6 +209,11 @@ class Dispatcher:
         except LaunchFailed as e:
             log.warning("launch failed", task_id=task.task_id, host_id=slot.host_id, error=str(e))
             await self._fail(task, FailureReason.DISPATCH_ERROR, str(e))
+        except Exception as e:
+            # A bug, not a crash: the attempt counts, or a task that always trips it would
+            # be relaunched for free forever (see _follow).
+            log.exception("launch broke", task_id=task.task_id, host_id=slot.host_id)
+            await self._fail(task, FailureReason.DISPATCH_ERROR, f"launch failed: {e!r}"[:2000])
         else:
             log.info("run launched", task_id=task.task_id, attempt=task.attempt, host=slot.host_id)
             await self._start(task)
@@ -259,16 +265,23 @@ class Dispatcher:
         if key in self._followed.launching or (changed is not None and changed >= surveyed_at):
             return 0  # being launched, or launched since the survey looked: next pass
         now = self._ctx.clock.now()
+        # No process of ours launches this attempt, yet it has no run, or a workspace that
+        # is not ready: the orchestrator that launched it died (with replicas, perhaps
+        # another one still works on it: wait). Its crash must not cost the task an attempt.
+        if run is None and task.state is TaskState.RUNNING:
+            await self._lose(task, f"its run is gone from host {slot.host_id}")
+            return 1
         if run is None:
             assigned_long_ago = task.assigned_at is None or now - task.assigned_at > LAUNCH_GRACE
-            if self._exclusive or task.state is TaskState.RUNNING or assigned_long_ago:
-                await self._lose(task, f"its run is gone from host {slot.host_id}")
+            if self._exclusive or assigned_long_ago:
+                await self._lose(task, "its launch was interrupted", LossCause.ORCHESTRATOR_RESTART)
                 return 1
             return 0
         match run.phase:
             case RunPhase.PREPARING:
                 if self._exclusive or run.age_secs > PREPARE_LIMIT_SECS:
-                    await self._lose(task, "its workspace was never ready")
+                    why = "its workspace was never ready: its launch was interrupted"
+                    await self._lose(task, why, LossCause.ORCHESTRATOR_RESTART)
                     return 1
                 return 0
             case RunPhase.ALIVE:
@@ -464,9 +477,11 @@ class Dispatcher:
             task, lambda t: task_model.fail(t, reason, message, now, ACTOR, policy)
         )
 
-    async def _lose(self, task: Task, message: str) -> None:
+    async def _lose(self, task: Task, message: str, cause: LossCause | None = None) -> None:
         now, policy = self._ctx.clock.now(), self._ctx.options.retry
-        await self._on_attempt(task, lambda t: task_model.lose(t, message, now, ACTOR, policy))
+        await self._on_attempt(
+            task, lambda t: task_model.lose(t, message, now, ACTOR, policy, cause=cause)
+        )
 
     async def _on_attempt(self, task: Task, decision: task_model.Decision) -> bool:
         """Apply `decision` only while the attempt we looked at is still the held one

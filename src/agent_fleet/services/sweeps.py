@@ -5,7 +5,7 @@ from agent_fleet.domain import task as task_model
 from agent_fleet.domain.errors import ConcurrencyConflict, FleetError
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.policies import is_timed_out
-from agent_fleet.domain.states import FailureReason
+from agent_fleet.domain.states import FailureReason, TaskState
 from agent_fleet.domain.task import Decision, Task
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context, append
@@ -27,6 +27,10 @@ class Sweeper:
         for task in await self._ctx.store.timed_out_tasks(now, BATCH):
 
             def decide(t: Task, lease: str | None = task.lease) -> list[TaskEvent]:
+                if t.host_id is not None and t.state is TaskState.ASSIGNED:
+                    # The dispatcher is launching it (bounded), or our crash cut the launch
+                    # short, which the dispatcher finds and does not count: not a timeout.
+                    return []
                 # Re-check on the fresh state: the attempt may have ended meanwhile.
                 if t.lease != lease or not is_timed_out(
                     t.assigned_at, task_model.timeout_of(t, self._ctx.options.default_timeout), now
