@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_fleet.adapters import adapter_for
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.execution.delivery import ssh_command
 from agent_fleet.execution.shell import LocalShell, Shell
@@ -39,7 +40,7 @@ async def runner(shell: Shell, work: Path, base: str, key: str | None) -> AsyncI
     the_runner = HostRunner(
         hosts,
         server_url="http://127.0.0.1:9",
-        commands={"editor": EDITOR},
+        adapters=lambda agent_type: adapter_for(agent_type, EDITOR),
         git_base_url=base,
         author=CommitAuthor("Host Bot", "host-bot@example.com"),
     )
