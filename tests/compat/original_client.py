@@ -181,6 +181,8 @@ class OriginalOperator:
         return OriginalTask(reply.json())
 
     def list(self, status: str | None = None) -> list[OriginalTask]:
+        # The list's envelope is not in the parts of the original's reference that could
+        # be read: `{"tasks": [...]}` is ours (docs/migrating-from-the-original.md).
         params = {"status": status} if status else {}
         reply = self._http.get("/api/v1/tasks", params=params)
         assert reply.status_code == 200, reply.text

@@ -2,6 +2,7 @@
 with one more line, `agent_auth = "original"`, the original's quick start runs against it."""
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import httpx
 import pytest
 
 from tests.compat.original_client import OriginalAgent, OriginalOperator
-from tests.e2e.server import ServerProcess
+from tests.e2e.helpers import task, wait_for
+from tests.e2e.server import ADMIN_TOKEN, ServerProcess, _toml
 from tests.paths import FIXTURES
 
 ORIGINAL_CONFIG = FIXTURES / "original" / "config.toml"
@@ -129,3 +131,63 @@ def test_with_one_line_the_original_quick_start_runs(
     finally:
         agent.close()
         operator.close()
+
+
+ORIGINAL_CLI = Path(__file__).with_name("original_cli.py")
+HOSTILE = "$(touch PWNED) `touch PWNED2` '\"; touch PWNED3 ; rm -rf ~ #"
+
+
+def test_a_custom_template_of_the_original_runs_on_a_host(tmp_path: Path) -> None:
+    """`'{prompt}'` in the original's template: the CLI gets the prompt file's path there,
+    the prompt on stdin, and no text of the issue ever reaches a command line or a shell."""
+    template = (
+        f"{shlex.quote(sys.executable)} {shlex.quote(str(ORIGINAL_CLI))} "
+        "--prompt '{prompt}' --in {repo_path}"
+    )
+    extra = "\n".join(
+        [
+            "[[hosts]]",
+            'host_id = "wsl2"',
+            'hostname = "localhost"',
+            f"work_dir = {_toml(str(tmp_path / 'runs'))}",
+            'agents = [{ agent_type = "mycli", max_concurrency = 1, capabilities = ["code:go"] }]',
+            "",
+            "[adapters.mycli]",
+            f"cli_template = {_toml(template)}",
+            'output_parser = "raw"',
+            "",
+        ]
+    )
+    server = ServerProcess(
+        tmp_path,
+        orchestrator={"dispatch_interval_secs": 1, "ssh_poll_interval_secs": 0.2},
+        extra_toml=extra,
+    )
+    try:
+        server.start()
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as admin:
+            body = {
+                "title": "go",
+                "prompt": f"Fix it {HOSTILE}",
+                "required_capabilities": ["code:go"],
+            }
+            created = admin.post("/api/v1/tasks", json=body)
+            assert created.status_code == 201, created.text
+            task_id = created.json()["task_id"]
+            wait_for(
+                lambda: task(admin, task_id)["status"] in ("completed", "failed"),
+                60,
+                "the host's run to end",
+            )
+            log = admin.get(f"/api/v1/tasks/{task_id}/logs").text
+            done = task(admin, task_id)
+    finally:
+        server.stop()
+    assert done["status"] == "completed", (done, log)
+    assert done["assigned_host"] == "wsl2" and done["execution_mode"] == "ssh_cli"
+    assert f"prompt<<Fix it {HOSTILE}>>" in log
+    argv_line = next(line for line in log.splitlines() if line.startswith("argv<<"))
+    assert "Fix it" not in argv_line  # the prompt is a file, never an argument
+    assert not list(tmp_path.rglob("PWNED*")), "text from the issue was executed"
