@@ -166,14 +166,15 @@ class Settings(Section):
             return data
         types = dict(data.get("agent_types") or {})
         for name, entry in data["adapters"].items():
-            if name in types:
-                raise ValueError(f"[adapters.{name}] and [agent_types.{name}]: keep one of them")
             try:
                 mapped = OriginalAdapterConfig.model_validate(entry).mapped(str(name))
             except (ValidationError, TemplateNotMappable):
                 continue  # reported under its own key when the field is validated
-            if not mapped.built_in:
-                types[name] = {"command": list(mapped.command)}
+            if mapped.built_in:
+                continue  # our built-in adapter runs it; [agent_types.NAME] may tune it
+            if name in types:
+                raise ValueError(f"[adapters.{name}] and [agent_types.{name}]: keep one of them")
+            types[name] = {"command": list(mapped.command)}
         return {**data, "agent_types": types}
 
     @model_validator(mode="after")

@@ -146,3 +146,12 @@ def test_one_name_in_adapters_and_agent_types_is_refused(tmp_path: Path) -> None
 def test_a_host_type_with_no_adapter_names_both_tables(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'hermes' is neither built in .* \[adapters\]"):
         load(tmp_path, HOST % "hermes")
+
+
+def test_a_built_in_template_leaves_agent_types_free_to_tune_that_type(tmp_path: Path) -> None:
+    text = (
+        "[adapters.codex-cli]\ncli_template = \"codex exec --json '{prompt}'\"\n"
+        '[agent_types.codex-cli]\ncommand = ["codex", "exec", "--json", "-"]\n'
+    )
+    settings = load(tmp_path, text).settings  # not a conflict: the adapter defines no argv
+    assert settings.agent_types["codex-cli"].command == ["codex", "exec", "--json", "-"]
