@@ -12,23 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from agent_fleet.adapters import BUILT_IN
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.original_adapters import (
-    MappedTemplate,
-    TemplateNotMappable,
-    describe,
-    map_template,
+    OriginalAdapterConfig,
+    adapter_notes,
+    with_adapters_as_agent_types,
 )
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -128,26 +119,6 @@ class AgentTypeConfig(Section):
     command: list[str] = Field(min_length=1)
 
 
-class OriginalAdapterConfig(Section):
-    """The original's `[adapters.NAME]`: a shell-like CLI template (`original_adapters`
-    says how it becomes an argv); its other keys are read and reported, not used."""
-
-    cli_template: str = Field(min_length=1, max_length=4000)
-    work_dir: str | None = None
-    output_format: str | None = None
-    output_parser: str | None = None
-    timeout: int | None = Field(default=None, gt=0)
-
-    @field_validator("cli_template")
-    @classmethod
-    def _mappable(cls, value: str) -> str:
-        map_template("", value)  # refuses, with the reason, what cannot run without a shell
-        return value
-
-    def mapped(self, name: str) -> MappedTemplate:
-        return map_template(name, self.cli_template)
-
-
 class Settings(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     forgejo: ForgejoConfig = Field(default_factory=ForgejoConfig)
@@ -160,22 +131,7 @@ class Settings(Section):
     @model_validator(mode="before")
     @classmethod
     def _adapters_as_agent_types(cls, data: Any) -> Any:
-        """Each `[adapters.NAME]` of the original runs as `[agent_types.NAME]` with the
-        mapped argv (none when it is the original's built-in template: ours runs it)."""
-        if not isinstance(data, dict) or not isinstance(data.get("adapters"), dict):
-            return data
-        types = dict(data.get("agent_types") or {})
-        for name, entry in data["adapters"].items():
-            try:
-                mapped = OriginalAdapterConfig.model_validate(entry).mapped(str(name))
-            except (ValidationError, TemplateNotMappable):
-                continue  # reported under its own key when the field is validated
-            if mapped.built_in:
-                continue  # our built-in adapter runs it; [agent_types.NAME] may tune it
-            if name in types:
-                raise ValueError(f"[adapters.{name}] and [agent_types.{name}]: keep one of them")
-            types[name] = {"command": list(mapped.command)}
-        return {**data, "agent_types": types}
+        return with_adapters_as_agent_types(data)
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> "Settings":
@@ -230,39 +186,8 @@ def load_settings(path: Path | None, env: Mapping[str, str]) -> LoadedSettings:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_describe(name, e)) from None
-    warnings += [f"{name}: {note}" for note in adapter_notes(settings)]
+    warnings += [f"{name}: {note}" for note in adapter_notes(settings.adapters)]
     return LoadedSettings(settings=settings, source=path, warnings=warnings)
-
-
-def adapter_notes(settings: Settings) -> list[str]:
-    """How each of the original's `[adapters]` runs here, and which of its keys are not used."""
-    notes = []
-    for name, adapter in settings.adapters.items():
-        mapped = adapter.mapped(name)
-        if mapped.built_in:
-            notes.append(
-                f"adapters.{name}: the original's built-in template; Agent Fleet's own "
-                f"{name} adapter runs it (prompt on stdin, its JSON output read)"
-            )
-        else:
-            notes.append(
-                f"adapters.{name}: runs as the argv {describe(mapped.command)} (no shell; "
-                "{prompt} became {prompt_file}, the path of a file holding the prompt, "
-                "which is also on stdin)"
-            )
-        if adapter.timeout is not None:
-            notes.append(
-                f"adapters.{name}.timeout: not used; a task's timeout_secs (default "
-                "[orchestrator] task_timeout_secs) bounds every run"
-            )
-        if not mapped.built_in and (adapter.output_parser or adapter.output_format):
-            notes.append(
-                f"adapters.{name}.output_parser/output_format: not used; the summary is the "
-                "last JSON line's \"summary\", else the output's tail"
-            )
-        if adapter.work_dir not in (None, "{repo_path}", "{work_dir}"):
-            notes.append(f"adapters.{name}.work_dir: not used; the CLI runs in the task workspace")
-    return notes
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -17,7 +17,11 @@ our own adapter of that type runs them (prompt on stdin, its JSON read).
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_fleet.adapters import BUILT_IN
 from agent_fleet.adapters.template import PLACEHOLDERS
@@ -130,3 +134,75 @@ def _shell_feature(template: str) -> str | None:
 def describe(command: tuple[str, ...]) -> str:
     """A mapped argv as the operator reads it in `config check`."""
     return shlex.join(command)
+
+
+class OriginalAdapterConfig(BaseModel):
+    """The original's `[adapters.NAME]`: a shell-like CLI template, and settings that are
+    read and reported (`adapter_notes`), not used."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # like config.Section
+
+    cli_template: str = Field(min_length=1, max_length=4000)
+    work_dir: str | None = None
+    output_format: str | None = None
+    output_parser: str | None = None
+    timeout: int | None = Field(default=None, gt=0)
+
+    @field_validator("cli_template")
+    @classmethod
+    def _mappable(cls, value: str) -> str:
+        map_template("", value)  # refuses, with the reason, what cannot run without a shell
+        return value
+
+    def mapped(self, name: str) -> MappedTemplate:
+        return map_template(name, self.cli_template)
+
+
+def with_adapters_as_agent_types(data: Any) -> Any:
+    """The raw settings with each `[adapters.NAME]` also as `[agent_types.NAME]` (its
+    mapped argv); none when it is the original's built-in template: ours runs it."""
+    if not isinstance(data, dict) or not isinstance(data.get("adapters"), dict):
+        return data
+    types = dict(data.get("agent_types") or {})
+    for name, entry in data["adapters"].items():
+        try:
+            mapped = OriginalAdapterConfig.model_validate(entry).mapped(str(name))
+        except (ValidationError, TemplateNotMappable):
+            continue  # reported under its own key when the settings are validated
+        if mapped.built_in:
+            continue  # our built-in adapter runs it; [agent_types.NAME] may tune it
+        if name in types:
+            raise ValueError(f"[adapters.{name}] and [agent_types.{name}]: keep one of them")
+        types[name] = {"command": list(mapped.command)}
+    return {**data, "agent_types": types}
+
+
+def adapter_notes(adapters: Mapping[str, OriginalAdapterConfig]) -> list[str]:
+    """How each of the original's `[adapters]` runs here, and which of its keys are unused."""
+    notes = []
+    for name, adapter in adapters.items():
+        mapped = adapter.mapped(name)
+        if mapped.built_in:
+            notes.append(
+                f"adapters.{name}: the original's built-in template; Agent Fleet's own "
+                f"{name} adapter runs it (prompt on stdin, its JSON output read)"
+            )
+        else:
+            notes.append(
+                f"adapters.{name}: runs as the argv {describe(mapped.command)} (no shell; "
+                "{prompt} became {prompt_file}, the path of a file holding the prompt, "
+                "which is also on stdin)"
+            )
+        if adapter.timeout is not None:
+            notes.append(
+                f"adapters.{name}.timeout: not used; a task's timeout_secs (default "
+                "[orchestrator] task_timeout_secs) bounds every run"
+            )
+        if not mapped.built_in and (adapter.output_parser or adapter.output_format):
+            notes.append(
+                f"adapters.{name}.output_parser/output_format: not used; the summary is the "
+                "last JSON line's \"summary\", else the output's tail"
+            )
+        if adapter.work_dir not in (None, "{repo_path}", "{work_dir}"):
+            notes.append(f"adapters.{name}.work_dir: not used; the CLI runs in the task workspace")
+    return notes
