@@ -27,6 +27,11 @@ from agent_fleet.adapters import BUILT_IN
 from agent_fleet.adapters.codex import SandboxMode
 from agent_fleet.config_keys import check_keys
 from agent_fleet.domain.errors import FleetError
+from agent_fleet.original_adapters import (
+    OriginalAdapterConfig,
+    adapter_notes,
+    with_adapters_as_agent_types,
+)
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 #: A shorter token can be guessed; the server still starts, with a warning.
@@ -196,6 +201,13 @@ class Settings(Section):
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     hosts: list[HostConfig] = Field(default_factory=list)
     agent_types: dict[SafeId, AgentTypeConfig] = Field(default_factory=dict)
+    # The original's custom CLI templates; each becomes an [agent_types] entry.
+    adapters: dict[SafeId, OriginalAdapterConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adapters_as_agent_types(cls, data: Any) -> Any:
+        return with_adapters_as_agent_types(data)
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> "Settings":
@@ -214,7 +226,8 @@ class Settings(Section):
                 if agent.agent_type not in BUILT_IN and agent.agent_type not in self.agent_types:
                     raise ValueError(
                         f"hosts[{h}].agents[{a}].agent_type: {agent.agent_type!r} is neither "
-                        f"built in ({', '.join(sorted(BUILT_IN))}) nor an [agent_types] entry"
+                        f"built in ({', '.join(sorted(BUILT_IN))}) nor an [agent_types] "
+                        "or [adapters] entry"
                     )
         return self
 
@@ -277,7 +290,8 @@ def load_settings(path: Path | None, env: Mapping[str, str]) -> LoadedSettings:
         settings=settings,
         source=path,
         warnings=[f"{name}: {w}" for w in short_secrets(settings)],
-        notes=[f"{name}: {note}" for note in keys.notes],
+        notes=[f"{name}: {note}" for note in keys.notes]
+        + [f"{name}: {note}" for note in adapter_notes(settings.adapters)],
     )
 
 

@@ -1,21 +1,30 @@
 """An agent (and its operator) written from the original Agent Fleet's documents alone.
 
-What it knows is what the original documents (its `skill/SKILL.md` quick start,
-`docs/agent-api-reference.md` and OpenSpec specs; quoted in
-docs/migrating-from-the-original.md), and nothing of ours:
+What it knows is what the original documents, and nothing of ours. The sources
+(forge `https://git.0x08.org/zer4tul/agent-fleet`, quoted with their commits in
+docs/migrating-from-the-original.md):
 
-- register `POST /api/v1/agents/register {agent_id, agent_type, hostname, capabilities,
-  max_concurrency}`, heartbeat `POST /api/v1/agents/heartbeat {agent_id}`, complete
-  `POST /api/v1/tasks/<id>/complete {task_id, agent_id, status, duration_seconds, summary,
-  artifacts, error}` (and the same receipt on `POST /api/v1/receipts`): no Authorization;
-- dequeue `POST /api/v1/tasks/dequeue {agent_id, capabilities}` and status
-  `POST /api/v1/tasks/<id>/status {agent_id, status}`: `Authorization: Bearer
-  <http_pull_token>` when one is configured; dequeue answers the task itself, or 204;
-- the task's fields: `task_id, title, prompt, status, assigned_agent_id, assigned_host,
-  execution_mode, branch_name, pr_title, last_activity_at, review_count`.
+- `skill/SKILL.md` quick start (commit 1f351a1734): register `POST /api/v1/agents/register`
+  with `{"agent_id":"my-agent","agent_type":"openclaw","hostname":"myhost",
+  "capabilities":["code:rust"],"max_concurrency":2}` and no Authorization, then "save your
+  agent_id and registry_token"; dequeue `POST /api/v1/tasks/dequeue` with
+  `Authorization: Bearer <token>` and `{"agent_id","capabilities"}`; complete
+  `POST /api/v1/tasks/<task_id>/complete` with `{"task_id","agent_id","status",
+  "duration_seconds","summary","artifacts","error"}` and no Authorization; heartbeat
+  every 60 s;
+- `docs/agent-api-reference.md`: the `http_pull_token` guards exactly dequeue and
+  `POST /api/v1/tasks/{task_id}/status`; with no token configured nothing is checked;
+  heartbeat answers 404 for an unknown agent; errors are `{"error": "<message>"}`;
+- the OpenSpec specs: dequeue "returns the task details JSON" (204 when nothing
+  matches); the task's fields `task_id, title, prompt, status, assigned_agent_id,
+  assigned_host, execution_mode, branch_name, pr_title, last_activity_at, review_count`;
+  `POST /api/v1/tasks/{id}/assign {agent_id}` (commit 48c93e2ce9).
 
-It never sends a lease, and a reply is wrapped so that reading any name the original's
-task does not have fails the test (`NotAnOriginalField`).
+The `<token>` of the quick start's dequeue is the shared `http_pull_token` when the
+server has one (the API reference); otherwise this agent sends the registry token it
+saved (the quick start shows a Bearer header in every case). It never sends a lease,
+and a reply is wrapped so that reading any name the original's task does not have
+fails the test (`NotAnOriginalField`).
 """
 
 from collections.abc import Iterator, Mapping
@@ -68,22 +77,30 @@ class OriginalAgent:
     def __init__(self, base_url: str, agent_id: str, http_pull_token: str | None) -> None:
         self.agent_id = agent_id
         self._http = httpx.Client(base_url=base_url, timeout=30)
-        # The original checks the token on dequeue and status only; its docs show no
-        # Authorization anywhere else.
-        self._guarded = {"Authorization": f"Bearer {http_pull_token}"} if http_pull_token else {}
+        self._http_pull_token = http_pull_token
+        self.registry_token: str | None = None  # saved at registration, as the skill says
 
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def _guarded(self) -> dict[str, str]:
+        """The quick start's `Authorization: Bearer <token>`, on dequeue and status only."""
+        token = self._http_pull_token or self.registry_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def register(self, capabilities: list[str], max_concurrency: int = 1) -> httpx.Response:
         body = {
             "agent_id": self.agent_id,
-            "agent_type": "claude",
-            "hostname": "build-box",
+            "agent_type": "openclaw",
+            "hostname": "myhost",
             "capabilities": capabilities,
             "max_concurrency": max_concurrency,
         }
-        return self._http.post("/api/v1/agents/register", json=body)
+        reply = self._http.post("/api/v1/agents/register", json=body)
+        if reply.status_code == 200:
+            self.registry_token = reply.json()["registry_token"]
+        return reply
 
     def heartbeat(self) -> httpx.Response:
         return self._http.post("/api/v1/agents/heartbeat", json={"agent_id": self.agent_id})
@@ -113,7 +130,7 @@ class OriginalAgent:
             "task_id": task_id,
             "agent_id": self.agent_id,
             "status": status,
-            "duration_seconds": 12.5,
+            "duration_seconds": 60,
             "summary": f"{status}: see the artifacts",
             "artifacts": artifacts,
             "error": error,
@@ -164,6 +181,8 @@ class OriginalOperator:
         return OriginalTask(reply.json())
 
     def list(self, status: str | None = None) -> list[OriginalTask]:
+        # The list's envelope is not in the parts of the original's reference that could
+        # be read: `{"tasks": [...]}` is ours (docs/migrating-from-the-original.md).
         params = {"status": status} if status else {}
         reply = self._http.get("/api/v1/tasks", params=params)
         assert reply.status_code == 200, reply.text

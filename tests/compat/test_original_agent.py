@@ -7,6 +7,7 @@ from datetime import datetime
 import httpx
 
 from tests.compat.original_client import OriginalAgent, OriginalOperator, OriginalTask
+from tests.e2e.server import ServerProcess
 
 AgentOf = Callable[[str], OriginalAgent]
 
@@ -24,6 +25,7 @@ def _take(agent: OriginalAgent, operator: OriginalOperator, title: str, caps: li
 def test_the_quick_start_works_unchanged(agent_of: AgentOf, operator: OriginalOperator) -> None:
     agent = agent_of("laptop-claude")
     assert agent.register(["code:rust"], max_concurrency=2).status_code == 200
+    assert agent.registry_token  # "save your agent_id and registry_token"
     assert agent.heartbeat().status_code == 200
     created = operator.create("Fix the parser", ["code:rust"])
     assert created["status"] == "created"
@@ -38,7 +40,7 @@ def test_the_quick_start_works_unchanged(agent_of: AgentOf, operator: OriginalOp
     assert task["branch_name"] == f"task/{task['task_id']}"
     assert task["pr_title"] == "Fix the parser"
     assert task["review_count"] == 0
-    assert task["execution_mode"] in ("undecided", "http_pull")
+    assert task["execution_mode"] == "http_pull"  # resolved when handed out, as the original
     assert datetime.fromisoformat(task["last_activity_at"].replace("Z", "+00:00"))
     assert task["prompt"] == "Please: Fix the parser"
     again = agent.dequeue(["code:rust"])  # a lost reply loses nothing: the same task again
@@ -155,3 +157,24 @@ def test_deregistering_loses_the_held_task(agent_of: AgentOf, operator: Original
     assert agent.heartbeat().status_code == 404  # gone: the original's agent registers again
     assert agent.register(["ops"]).status_code == 200
     assert agent.heartbeat().status_code == 200
+
+
+def test_health_and_errors_as_the_original_documents(
+    agent_of: AgentOf, operator: OriginalOperator, original_server: ServerProcess
+) -> None:
+    # "GET /healthz → 200 OK": a check of the status code (ours answers JSON, not `ok`).
+    assert httpx.get(f"{original_server.url}/healthz", timeout=10).status_code == 200
+
+    agent = agent_of("errors")
+    unknown = agent.heartbeat()  # "Errors: 404 if agent not found"
+    assert unknown.status_code == 404
+    assert isinstance(unknown.json()["error"], str)  # errors are {"error": "<message>"}
+
+    assert agent.register(["qa"]).status_code == 200
+    task_id = _take(agent, operator, "Run the suite", ["qa"])
+    assert agent.complete(task_id, agent.receipt(task_id, "completed", []))["status"] == "completed"
+    # An invalid state transition (retrying a completed task): the original answers
+    # 400, we 409; both are errors with the message in "error".
+    refused = httpx.post(f"{original_server.url}/api/v1/tasks/{task_id}/retry", timeout=10)
+    assert refused.status_code in (400, 409)
+    assert "completed" in refused.json()["error"]

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from agent_fleet.codec import event_json
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import Hold, Spend
+from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import ExtraValue, Receipt
 from agent_fleet.ports import RecordedEvent
@@ -172,7 +173,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "status": task.state.value,
         "state": task.state.value,
         "required_capabilities": list(task.required_capabilities),
-        "execution_mode": task.execution_mode.value,
+        "execution_mode": _execution_mode(task),
         "priority": task.priority,
         "assigned_agent_id": task.agent_id,
         "agent_id": task.agent_id,
@@ -210,6 +211,15 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "spend": spend_out(task.spend),
         "hold": hold_out(task.hold),
     }
+
+
+def _execution_mode(task: Task) -> str:
+    """An undecided task shows how it runs once an agent holds it, as the original resolves
+    it when it is handed out (commit 48c93e2ce9): on a `[[hosts]]` slot ssh_cli, else
+    http_pull. Back to `created` (a retry), it is undecided again."""
+    if task.execution_mode is ExecutionMode.UNDECIDED and task.agent_id is not None:
+        return (ExecutionMode.SSH_CLI if task.host_id else ExecutionMode.HTTP_PULL).value
+    return task.execution_mode.value
 
 
 class TaskList(BaseModel):
