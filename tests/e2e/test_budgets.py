@@ -169,6 +169,7 @@ def test_a_spent_repository_gets_new_tasks_held_until_an_operator_retries(
             "task.hold_lifted",
             "task.assigned",
         ]
+        server.stop()  # db rebuild runs only while no server holds the file
         rebuilt = server.cli("db", "rebuild", "--check", "--config", str(server.config_path))
         assert "projections match the events" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
 

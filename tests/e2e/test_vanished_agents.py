@@ -60,11 +60,12 @@ def history(admin: httpx.Client, task_id: str) -> list[tuple[str, str]]:
     return [(e["type"], e["actor"]) for e in reply.json()["events"]]
 
 
+@pytest.mark.orchestrator(heartbeat_timeout_threshold=5)  # the test servers' default waits 30 s
 def test_an_agent_killed_while_long_polling_takes_no_task(admin: httpx.Client, spawn: Any) -> None:
     doomed = spawn("doomed")
     wait_until_polling(admin, "doomed")
     doomed.kill9()  # its long-poll is left open on the server, its socket closed
-    wait_for(lambda: status_of(admin, "doomed") == "offline", 20, "doomed to go offline")
+    wait_for(lambda: status_of(admin, "doomed") == "offline", what="doomed to go offline")
 
     task_id = create(admin, "after the death", [])["task_id"]
     spawn("rescuer")
