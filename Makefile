@@ -21,8 +21,11 @@ run: $(STAMP)
 
 ## test: the whole test suite (unit, contract, service, integration, end to end, reliability,
 ## browser, real agent CLIs)
+## Test files run on TEST_WORKERS processes at once (pytest-xdist, a file's tests together): the
+## suite mostly waits on real processes, so three workers fit two cores.
+TEST_WORKERS ?= 3
 test: $(STAMP) system-deps clis
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-fast: the tiers that start no process (domain, store contract, services): for the
 ## edit-run loop, well under a minute; `make test` still runs everything
