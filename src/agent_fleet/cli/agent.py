@@ -10,7 +10,7 @@ import click
 
 from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import AgentAdapter
-from agent_fleet.config import ConfigError, Settings, load_settings
+from agent_fleet.cli.settings import load
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME
 from agent_fleet.logs import configure_logging
@@ -126,7 +126,9 @@ def agent_command(
     """
     configure_logging(log_format)
     hostname = socket.gethostname()
-    settings = _settings(config_path)
+    # `[agent_types.<type>]` and the workspace and idle-timeout keys of `[orchestrator]`
+    # (the server's file will do); embedded defaults without one.
+    settings = load(config_path, default=False, notes=False).settings
     own = settings.agent_type(agent_type)
     argv = list(command) or own.command
     try:
@@ -167,18 +169,6 @@ def agent_command(
         keep_failed=timedelta(days=orch.keep_failed_workspaces_days),
     )
     asyncio.run(Agent(setup, options, token).run())
-
-
-def _settings(config_path: Path | None) -> Settings:
-    """The agent's settings: `[agent_types.<type>]` and the workspace and idle-timeout
-    keys of `[orchestrator]` (the server's file will do); embedded defaults without one."""
-    try:
-        loaded = load_settings(config_path, os.environ)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
-    for warning in loaded.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    return loaded.settings
 
 
 def _check_cli(adapter: AgentAdapter, env: dict[str, str]) -> CliInfo:
