@@ -24,7 +24,8 @@ from agent_fleet.execution.shell import LocalShell, Shell
 from agent_fleet.execution.ssh import SshShell, SshTarget
 from agent_fleet.forgejo.client import ForgejoClient
 from agent_fleet.hosts.runner import CommitAuthor, Host, HostRunner
-from agent_fleet.ports import EventStore, TaskSignal
+from agent_fleet.ports.signal import TaskSignal
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import Slot

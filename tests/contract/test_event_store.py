@@ -42,7 +42,8 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, PullRequest, Receipt, Source, Usage
-from agent_fleet.ports import AgentQuery, EventStore, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.store import EventStore, Heartbeat
 from agent_fleet.store.sqlfile import load_migrations
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.testing import InMemoryEventStore

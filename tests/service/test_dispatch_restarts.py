@@ -11,7 +11,7 @@ from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, LossCause, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import (
     LAUNCH_GRACE,

@@ -1,7 +1,7 @@
 """Reconciliation: what lost webhooks would have done, done anyway from the forge's state."""
 
 from agent_fleet.domain.states import FailureReason, TaskState
-from agent_fleet.ports import TaskQuery
+from agent_fleet.ports.queries import TaskQuery
 from tests.service.world import REPO, FakeForge, World, run, under_review
 
 

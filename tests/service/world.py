@@ -22,14 +22,13 @@ from agent_fleet.domain.states import ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt
 from agent_fleet.forgejo.client import ForgeError
-from agent_fleet.ports import ForgeIssue, ForgePull
+from agent_fleet.ports.forge import ForgeIssue, ForgePull, IssueEvent, PullRequestEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 T = TypeVar("T")

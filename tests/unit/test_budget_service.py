@@ -18,7 +18,7 @@ from agent_fleet.domain.report import AgentInfo, build_report
 from agent_fleet.domain.states import FailureReason, ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source, Usage
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import comment_text
 from agent_fleet.services.context import Context, FleetOptions

@@ -13,7 +13,7 @@ from agent_fleet.domain.events import TaskAgentLost, TaskFailed
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import SSH_MODES, Dispatcher, Slot
 from agent_fleet.services.signal import AsyncioTaskSignal

@@ -17,7 +17,7 @@ from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports.forge import ForgePull, IssueEvent, PullRequestEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
@@ -25,7 +25,6 @@ from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import references_issue
 from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
 from agent_fleet.store.sqlite import SqliteEventStore
 
 REPO = "acme/widgets"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, TaskState
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import Dispatcher, Slot
 from agent_fleet.services.signal import AsyncioTaskSignal

@@ -15,7 +15,7 @@ from agent_fleet.domain.states import FailureReason, ReceiptStatus
 from agent_fleet.domain.task import accept_receipt
 from agent_fleet.execution.process import AgentProcess
 from agent_fleet.execution.stall import IdleWatch
-from agent_fleet.ports import HostRun, RunKey, RunPhase
+from agent_fleet.ports.hosts import HostRun, RunKey, RunPhase
 from agent_fleet.services.stalls import ProgressClock
 from agent_fleet.testing import EPOCH
 from tests.unit.test_dispatcher import SLOTS, ScriptedHosts, new, setup

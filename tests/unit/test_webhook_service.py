@@ -12,12 +12,11 @@ from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.values import Artifact, Receipt
 from agent_fleet.forgejo.client import ForgeError
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports.forge import ForgePull, IssueEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.signal import AsyncioTaskSignal
-from agent_fleet.services.webhooks import IssueEvent
 from agent_fleet.store.sqlite import SqliteEventStore
 
 

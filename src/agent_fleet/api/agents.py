@@ -16,7 +16,7 @@ from agent_fleet.api.views import (
     agent_out,
 )
 from agent_fleet.domain.states import AgentMode, AgentStatus
-from agent_fleet.ports import AgentQuery
+from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.agents import RegisterAgent
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)

@@ -24,7 +24,7 @@ from agent_fleet.adapters import BUILT_IN
 from agent_fleet.domain.budget import Spend, receipt_of
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.states import TaskState
-from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
 QUEUE_SAMPLE = 5000

@@ -32,7 +32,7 @@ from agent_fleet.api.views import (
 from agent_fleet.domain.errors import InvalidInput
 from agent_fleet.domain.states import TaskState
 from agent_fleet.domain.values import Source
-from agent_fleet.ports import TaskQuery
+from agent_fleet.ports.queries import TaskQuery
 from agent_fleet.services.tasks import CreateTask
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=ERRORS)

@@ -12,7 +12,7 @@ from agent_fleet.domain.budget import Hold, Spend
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import ExtraValue, Receipt
-from agent_fleet.ports import RecordedEvent
+from agent_fleet.ports.queries import RecordedEvent
 
 # --- Task -------------------------------------------------------------------------
 

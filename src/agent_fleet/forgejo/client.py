@@ -14,7 +14,7 @@ import structlog
 from agent_fleet.domain.errors import FleetError, PullRequestRefused
 from agent_fleet.domain.states import PrState
 from agent_fleet.domain.values import PullRequest
-from agent_fleet.ports import ForgeIssue, ForgePull
+from agent_fleet.ports.forge import ForgeIssue, ForgePull
 
 log = structlog.get_logger("agent_fleet.forgejo")
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.domain.errors import InvalidInput, Unauthorized
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
+from agent_fleet.ports.forge import IssueEvent, PullRequestEvent
 
 #: Where the signature may come, first non-empty one wins. Forgejo sends all three with
 #: the same HMAC; `X-Hub-Signature-256` (`sha256=<hex>`) is what GitHub-style senders use.

@@ -20,7 +20,7 @@ from agent_fleet.execution import delivery
 from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run_paths
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.shell import Shell, ShellError
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
 
 OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON comes last)
 RECEIPT_MAX_BYTES = 1024 * 1024

@@ -13,7 +13,8 @@ from agent_fleet.domain.errors import AgentIdTaken, AgentNotFound, ConcurrencyCo
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentMode, AgentStatus, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, Heartbeat, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
+from agent_fleet.ports.store import Heartbeat
 from agent_fleet.services.commit import MAX_CONFLICT_RETRIES
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.tasks import TaskService

@@ -19,7 +19,7 @@ from agent_fleet.domain.ids import Lease
 from agent_fleet.domain.matching import Appetite
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import Ticket
+from agent_fleet.ports.signal import Ticket
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context

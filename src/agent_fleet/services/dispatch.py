@@ -36,7 +36,8 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt
-from agent_fleet.ports import AgentQuery, HostRun, HostRuns, RunKey, RunOrder, RunPhase
+from agent_fleet.ports.hosts import HostRun, HostRuns, RunKey, RunOrder, RunPhase
+from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.stalls import ProgressClock

@@ -5,7 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from agent_fleet.ports import Forge, HostRuns
+from agent_fleet.ports.forge import Forge
+from agent_fleet.ports.hosts import HostRuns
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.budgets import HoldReleases
 from agent_fleet.services.comments import CommentOn, IssueComments

@@ -20,7 +20,7 @@ from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.insight import Facts, facts_of
 from agent_fleet.domain.report import AgentInfo, FleetReport, build_report
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery
+from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.commit import load_task
 from agent_fleet.services.context import Context
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt
-from agent_fleet.ports import Forge
+from agent_fleet.ports.forge import Forge
 
 _PR_PATH = re.compile(r"^https?://[^/]+/(?P<repo>[^/\s]+/[^/\s]+)/pulls?/(?P<number>\d{1,9})/?$")
 

@@ -23,7 +23,7 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import NewTask, Task
 from agent_fleet.domain.values import Receipt, Source
-from agent_fleet.ports import RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import RecordedEvent, TaskQuery
 from agent_fleet.services.budgets import daily_hold
 from agent_fleet.services.commit import decide_task, fold, load_task, tell_waiters
 from agent_fleet.services.context import Context, append

@@ -34,11 +34,12 @@ from agent_fleet.domain.states import (
     TaskState,
 )
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.projection import fold
 
 if TYPE_CHECKING:
-    from agent_fleet.ports import EventStore
+    from agent_fleet.ports.store import EventStore
 
 NEVER = datetime.min.replace(tzinfo=UTC)  # the heartbeat of an agent that never beat
 LogKey = tuple[str, int]

@@ -14,7 +14,7 @@ from agent_fleet.codec import decode_agent, decode_event, decode_task, parse_ts,
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
 
 #: "Before the newest": above any version a stream can reach.
 NEWEST = 2**62

@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from agent_fleet import __version__
 from agent_fleet.domain.events import type_name
 from agent_fleet.domain.states import AgentStatus, TaskState
-from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
