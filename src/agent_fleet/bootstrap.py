@@ -30,9 +30,9 @@ from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import Slot
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.worker.scrub import Scrubber
 

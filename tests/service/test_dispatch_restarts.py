@@ -19,9 +19,9 @@ from agent_fleet.services.dispatch import (
     SSH_MODES,
     Dispatcher,
 )
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 from tests.unit.test_dispatcher import SLOTS, ScriptedHosts
 

@@ -24,8 +24,8 @@ from agent_fleet.services.comments import comment_text
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.rebuild import rebuild
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 

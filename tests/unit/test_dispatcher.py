@@ -16,8 +16,8 @@ from agent_fleet.domain.task import Task
 from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import SSH_MODES, Dispatcher, Slot
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 

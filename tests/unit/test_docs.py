@@ -9,7 +9,7 @@ from agent_fleet.api.auth import AuthConfig
 from agent_fleet.config import Settings
 from agent_fleet.services.context import Context
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -23,8 +23,8 @@ from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import references_issue
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 
 REPO = "acme/widgets"

@@ -14,8 +14,8 @@ from agent_fleet.domain.values import Receipt, Usage
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ from agent_fleet.domain.states import ExecutionMode, TaskState
 from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dispatch import Dispatcher, Slot
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask, TaskService
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 SLOT = Slot(host_id="h", hostname="h", agent_type="x", capabilities=(), max_concurrency=1)

@@ -23,8 +23,8 @@ from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dequeue import Handout
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 T = TypeVar("T")

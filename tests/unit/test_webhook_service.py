@@ -16,7 +16,7 @@ from agent_fleet.ports.forge import ForgePull, IssueEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 
 
