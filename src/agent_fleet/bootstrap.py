@@ -24,11 +24,11 @@ from agent_fleet.execution.shell import LocalShell, Shell
 from agent_fleet.execution.ssh import SshShell, SshTarget
 from agent_fleet.forgejo.client import ForgejoClient
 from agent_fleet.hosts.runner import CommitAuthor, Host, HostRunner
+from agent_fleet.ports.hosts import HostSlot
 from agent_fleet.ports.signal import TaskSignal
 from agent_fleet.ports.store import EventStore
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
-from agent_fleet.services.dispatch import Slot
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
@@ -160,9 +160,9 @@ def secret_values(settings: Settings) -> list[str]:
     return [c.get_secret_value() for c in candidates if c is not None]
 
 
-def host_slots(settings: Settings) -> list[Slot]:
+def host_slots(settings: Settings) -> list[HostSlot]:
     return [
-        Slot(
+        HostSlot(
             host_id=host.host_id,
             hostname=host.hostname,
             agent_type=agent.agent_type,

@@ -9,7 +9,7 @@ from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable
 from agent_fleet.domain.events import TaskAssigned
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentStatus, ExecutionMode, TaskState
-from agent_fleet.services.dispatch import Slot
+from agent_fleet.ports.hosts import HostSlot
 from tests.service.world import World, run
 
 NOW = timedelta(0)
@@ -28,7 +28,7 @@ def test_unknown_deregistered_and_pushed_agents_cannot_dequeue() -> None:
         from agent_fleet.services.dispatch import Dispatcher
         from tests.unit.test_dispatcher import ScriptedHosts
 
-        slot = Slot(
+        slot = HostSlot(
             host_id="h", hostname="h", agent_type="codex", capabilities=(), max_concurrency=1
         )
         dispatcher = Dispatcher(world.ctx, world.fleet.tasks, ScriptedHosts(), [slot], 7)

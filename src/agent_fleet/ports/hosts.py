@@ -9,6 +9,23 @@ from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.values import Artifact, Usage
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostSlot:
+    """One `agents = [...]` entry of a `[[hosts]]` block: agent `<host_id>/<agent_type>`."""
+
+    host_id: str
+    hostname: str
+    agent_type: str
+    capabilities: tuple[str, ...]
+    max_concurrency: int
+    #: A run with no progress this long is stopped and fails `stalled` (None: never).
+    idle_timeout: timedelta | None = None
+
+    @property
+    def agent_id(self) -> AgentId:
+        return AgentId(f"{self.host_id}/{self.agent_type}")
+
+
 @dataclass(frozen=True, slots=True)
 class RunKey:
     """One attempt of one task on one host: the identity of a detached run."""

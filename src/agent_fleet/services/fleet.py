@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from agent_fleet.ports.forge import Forge
-from agent_fleet.ports.hosts import HostRuns
+from agent_fleet.ports.hosts import HostRuns, HostSlot
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.budgets import HoldReleases
 from agent_fleet.services.comments import CommentOn, IssueComments
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
-from agent_fleet.services.dispatch import Dispatcher, Slot
+from agent_fleet.services.dispatch import Dispatcher
 from agent_fleet.services.insight import InsightService
 from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
@@ -46,7 +46,7 @@ class Fleet:
         ctx: Context,
         allowed_repos: list[str] | None = None,
         hosts: HostRuns | None = None,
-        slots: list[Slot] | None = None,
+        slots: list[HostSlot] | None = None,
         comment_on: frozenset[CommentOn] = frozenset(CommentOn),
         scrub: Callable[[str], str] = lambda text: text,
         exclusive_store: bool = False,
@@ -103,7 +103,7 @@ class Fleet:
             group.create_task(run_every("holds", self.holds.tick, every, stop))
             group.create_task(self.ctx.signal.run(stop))
             if self.dispatcher is not None:
-                group.create_task(self._run_hosts(self.dispatcher, stop))
+                group.create_task(self.dispatcher.run(stop))
             options = self.ctx.options
             if self.comments is not None:
                 comment = self.comments.tick
@@ -111,24 +111,3 @@ class Fleet:
             if self.reconciler is not None:
                 reconcile, every_few_minutes = self.reconciler.tick, options.reconcile_interval
                 group.create_task(run_every("reconcile", reconcile, every_few_minutes, stop))
-
-    async def _run_hosts(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """ssh_cli: slots registered, then placing tasks and following runs until stop."""
-        options = self.ctx.options
-        await dispatcher.register_slots()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(
-                    run_every(
-                        "dispatch",
-                        dispatcher.dispatch,
-                        options.dispatch_interval,
-                        stop,
-                        wake=self.ctx.signal,
-                    )
-                )
-                group.create_task(
-                    run_every("runs", dispatcher.watch, options.ssh_poll_interval, stop)
-                )
-        finally:
-            await dispatcher.drain_launches()
