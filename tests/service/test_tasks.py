@@ -140,7 +140,7 @@ def test_log_chunks_belong_to_the_holders_current_attempt() -> None:
         made = await world.task(max_retries=1)
         got = await world.fleet.dequeue.dequeue("w", None, NOW)
         assert got is not None
-        logs = world.fleet.logs
+        logs = world.fleet.task_logs
         assert await logs.append(made.task_id, "w", got.lease, 0, "line one\n") == 9
         assert await logs.append(made.task_id, "w", got.lease, 0, "line one\n") == 9  # resent
         with pytest.raises(NotTaskHolder):

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Query, Request
 
 from agent_fleet.api.auth import require_agent, require_registration
 from agent_fleet.api.deps import AuthDep, FleetDep
-from agent_fleet.api.schemas import AgentRef, Capability, HeartbeatBody, RegisterBody
-from agent_fleet.api.views import (
+from agent_fleet.api.replies import (
     ERRORS,
     AgentList,
-    DeregisterReply,
+    DeregisteredOut,
     HeartbeatReply,
-    Registration,
+    RegistrationOut,
     agent_out,
 )
+from agent_fleet.api.schemas import AgentRef, Capability, HeartbeatBody, RegisterBody
 from agent_fleet.domain.states import AgentMode, AgentStatus
 from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.agents import RegisterAgent
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 @router.post("/register")
 async def register(
     body: RegisterBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> Registration:
+) -> RegistrationOut:
     await require_registration(request, fleet, auth, body.agent_id)
     registered = await fleet.agents.register(
         RegisterAgent(
@@ -38,7 +38,7 @@ async def register(
         )
     )
     options = fleet.ctx.options
-    return Registration(
+    return RegistrationOut(
         agent_id=registered.agent.agent_id,
         registry_token=registered.registry_token,
         status=registered.agent.status.value,
@@ -59,10 +59,10 @@ async def heartbeat(
 @router.post("/deregister")
 async def deregister(
     body: AgentRef, request: Request, fleet: FleetDep, auth: AuthDep
-) -> DeregisterReply:
+) -> DeregisteredOut:
     await require_agent(request, fleet, auth, body.agent_id, "deregister")
     agent = await fleet.agents.deregister(body.agent_id)
-    return DeregisterReply(agent_id=agent.agent_id, status=agent.status.value)
+    return DeregisteredOut(agent_id=agent.agent_id, status=agent.status.value)
 
 
 @router.get("")

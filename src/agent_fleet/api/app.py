@@ -3,13 +3,13 @@
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, insight, logs, metrics, tasks, webhooks
+from agent_fleet.api import agents, errors, insight, metrics, task_logs, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.hosts import AllowedHosts, HostCheck
 from agent_fleet.api.limits import BodySizeLimit, TextLimits
+from agent_fleet.api.replies import Health
 from agent_fleet.api.requestlog import RequestLog
-from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.web import insight as web_insight
 from agent_fleet.web import routes as web_routes
@@ -41,7 +41,7 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(tasks.router)
     app.include_router(insight.router)
-    app.include_router(logs.router)
+    app.include_router(task_logs.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(web_routes.router)

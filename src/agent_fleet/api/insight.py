@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
 from agent_fleet.api.deps import FleetDep
+from agent_fleet.api.replies import ERRORS, SpendOut, UsageOut, spend_out
 from agent_fleet.api.tasks import TaskIdPath
-from agent_fleet.api.views import ERRORS, SpendOut, UsageOut, spend_out
 from agent_fleet.domain.report import FleetReport
 from agent_fleet.services.insight import window_length
 

@@ -9,6 +9,17 @@ from agent_fleet.api.auth import require_admin, require_agent
 from agent_fleet.api.cursor import decode_cursor, encode_cursor
 from agent_fleet.api.deps import AuthDep, FleetDep
 from agent_fleet.api.disconnect import client_gone
+from agent_fleet.api.replies import (
+    ERRORS,
+    EventList,
+    HandoutOut,
+    StatusReply,
+    TaskList,
+    TaskOut,
+    event_out,
+    handout_out,
+    task_out,
+)
 from agent_fleet.api.schemas import (
     AssignBody,
     CreateTaskBody,
@@ -17,17 +28,6 @@ from agent_fleet.api.schemas import (
     ReceiptBody,
     Repo,
     StatusBody,
-)
-from agent_fleet.api.views import (
-    ERRORS,
-    EventList,
-    Handout,
-    StatusReply,
-    TaskList,
-    TaskOut,
-    event_out,
-    handout_out,
-    task_out,
 )
 from agent_fleet.domain.errors import InvalidInput
 from agent_fleet.domain.states import TaskState
@@ -90,12 +90,12 @@ async def create_task(
 
 @router.post(
     "/tasks/dequeue",
-    response_model=Handout,
+    response_model=HandoutOut,
     responses={204: {"description": "no task for this agent now"}},
 )
 async def dequeue(
     body: DequeueBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> Handout | Response:
+) -> HandoutOut | Response:
     await require_agent(request, fleet, auth, body.agent_id, "dequeue")
     async with client_gone(request) as gone:  # a dead agent's long-poll takes nothing
         handout = await fleet.dequeue.dequeue(

@@ -13,11 +13,11 @@ from agent_fleet.adapters.base import AgentAdapter
 from agent_fleet.cli.settings import load
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME
-from agent_fleet.logs import configure_logging
+from agent_fleet.log_setup import configure_logging
 from agent_fleet.worker.cli_check import CliInfo, CliMissing, check_cli
 from agent_fleet.worker.delivery import TOKEN_ENV, GitOptions
 from agent_fleet.worker.job import AgentSetup
-from agent_fleet.worker.runner import Agent, AgentOptions
+from agent_fleet.worker.pull_agent import AgentOptions, PullAgent
 
 
 @click.command("agent", context_settings={"ignore_unknown_options": False})
@@ -168,7 +168,7 @@ def agent_command(
         metadata={"cli": Path(cli.path).name, "cli_version": cli.version},
         keep_failed=timedelta(days=orch.keep_failed_workspaces_days),
     )
-    asyncio.run(Agent(setup, options, token).run())
+    asyncio.run(PullAgent(setup, options, token).run())
 
 
 def _check_cli(adapter: AgentAdapter, env: dict[str, str]) -> CliInfo:

@@ -271,6 +271,15 @@ def replay(events: list[TaskEvent]) -> Task | None:
     return task
 
 
+def after(task: Task | None, events: list[TaskEvent]) -> Task:
+    """The task once `events` (a decision's, at least one) are folded onto it."""
+    for event in events:
+        task = evolve(task, event)
+    if task is None:
+        raise ValueError("no events to fold")
+    return task
+
+
 # --- decisions ------------------------------------------------------------------
 
 
@@ -616,13 +625,13 @@ def update_pr(
     )
     if task.state is not TaskState.REVIEW_PENDING:
         return [updated]
-    after = evolve(task, updated)
+    with_pr = evolve(task, updated)
     if pr.state is PrState.MERGED:
         return [
             updated,
             TaskCompleted(
                 stream_id=task.task_id,
-                version=after.next_version,
+                version=with_pr.next_version,
                 at=now,
                 actor=actor,
                 receipt=None,
@@ -632,7 +641,7 @@ def update_pr(
         return [
             updated,
             *fail(
-                after, FailureReason.PR_CLOSED, "pull request closed unmerged", now, actor, policy
+                with_pr, FailureReason.PR_CLOSED, "pull request closed unmerged", now, actor, policy
             ),
         ]
     return [updated]

@@ -32,22 +32,15 @@ async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
             await append(ctx, events)
         except ConcurrencyConflict:
             continue
-        after = fold(task, events)
+        after = task_model.after(task, events)
         tell_waiters(ctx, task, after)
         return after
     raise ConcurrencyConflict(task_id, -1)
 
 
-def fold(task: Task | None, events: list[TaskEvent]) -> Task:
-    for event in events:
-        task = task_model.evolve(task, event)
-    assert task is not None  # callers always pass at least one event
-    return task
-
-
 def with_due_retry(task: Task, events: list[TaskEvent], now: datetime) -> list[TaskEvent]:
     """A failure whose retry is already due (no backoff) retries in the same commit."""
-    after = fold(task, events)
+    after = task_model.after(task, events)
     if task_model.is_retry_due(after, now):
         return [*events, *task_model.retry(after, now, actor="policy:auto-retry", manual=False)]
     return events

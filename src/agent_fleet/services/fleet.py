@@ -14,11 +14,11 @@ from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
 from agent_fleet.services.dispatch import Dispatcher
 from agent_fleet.services.insight import InsightService
-from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.reconcile import Reconciler
 from agent_fleet.services.sweeps import Sweeper
+from agent_fleet.services.task_logs import TaskLogService
 from agent_fleet.services.tasks import TaskService
 from agent_fleet.services.webhooks import WebhookService
 
@@ -30,7 +30,7 @@ class Fleet:
     agents: AgentService
     dequeue: DequeueService
     sweeper: Sweeper
-    logs: LogService
+    task_logs: TaskLogService
     webhooks: WebhookService
     forge: Forge | None
     insight: InsightService
@@ -81,7 +81,7 @@ class Fleet:
             agents=agents,
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
-            logs=LogService(ctx),
+            task_logs=TaskLogService(ctx),
             webhooks=webhooks,
             forge=forge,
             insight=InsightService(ctx),

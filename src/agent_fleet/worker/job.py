@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from agent_fleet.adapters.base import AgentAdapter, Outcome, RunSpec, judge, shows_progress, tail
+from agent_fleet.adapters.base import AgentAdapter, CliOutcome, RunSpec, judge, shows_progress, tail
 from agent_fleet.execution import workspace as workspaces
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.process import AgentProcess, Exit
@@ -212,7 +212,7 @@ class Job:
         return env
 
     def _from_outcome(
-        self, outcome: Outcome, code: int, text: str, started: float
+        self, outcome: CliOutcome, code: int, text: str, started: float
     ) -> dict[str, Any]:
         verdict = judge(outcome, code, text)
         receipt = self._receipt(

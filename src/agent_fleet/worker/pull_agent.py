@@ -44,7 +44,7 @@ class AgentOptions:
     keep_failed: timedelta = timedelta(days=7)  # failed workspaces kept this long
 
 
-class Agent:
+class PullAgent:
     def __init__(self, setup: AgentSetup, options: AgentOptions, token: str | None) -> None:
         self.setup = setup
         self.options = options

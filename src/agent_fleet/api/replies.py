@@ -159,10 +159,10 @@ def task_out(task: Task) -> TaskOut:
     return TaskOut(**_task_fields(task))
 
 
-def handout_out(task: Task, lease: str) -> "Handout":
+def handout_out(task: Task, lease: str) -> "HandoutOut":
     """A dequeue's reply: the task object itself at the top level (the original's
     shape), with the attempt's lease as one more field."""
-    return Handout(**_task_fields(task), lease=lease)
+    return HandoutOut(**_task_fields(task), lease=lease)
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
@@ -227,7 +227,7 @@ class TaskList(BaseModel):
     next_cursor: str | None
 
 
-class Handout(TaskOut):
+class HandoutOut(TaskOut):
     lease: str
 
 
@@ -279,7 +279,7 @@ class AgentList(BaseModel):
     agents: list[AgentOut]
 
 
-class Registration(BaseModel):
+class RegistrationOut(BaseModel):
     agent_id: str
     registry_token: str
     status: str
@@ -292,7 +292,7 @@ class HeartbeatReply(BaseModel):
     cancel_tasks: list[str]
 
 
-class DeregisterReply(BaseModel):
+class DeregisteredOut(BaseModel):
     agent_id: str
     status: str
 
