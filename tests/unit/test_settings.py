@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel
 
 from agent_fleet.config import ConfigError, Settings, load_settings
-from agent_fleet.config_keys import ORIGINAL_IGNORED, check_keys
-from agent_fleet.config_render import redacted, render_toml
+from agent_fleet.config.keys import ORIGINAL_IGNORED, check_keys
+from agent_fleet.config.render import redacted, render_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from agent_fleet.cli.db import db_group
 from agent_fleet.cli.remote import agents_group, tasks_group
 from agent_fleet.cli.report import report_command
 from agent_fleet.cli.settings import config_option, load, run
-from agent_fleet.config_render import redacted, render_toml
+from agent_fleet.config.render import redacted, render_toml
 from agent_fleet.log_setup import configure_logging
 from agent_fleet.server import serve as serve_fleet
 

@@ -25,13 +25,13 @@ from pydantic import (
 
 from agent_fleet.adapters import BUILT_IN
 from agent_fleet.adapters.codex import SandboxMode
-from agent_fleet.config_keys import check_keys
-from agent_fleet.domain.errors import FleetError
-from agent_fleet.original_adapters import (
+from agent_fleet.config.keys import check_keys
+from agent_fleet.config.original import (
     OriginalAdapterConfig,
     adapter_notes,
     with_adapters_as_agent_types,
 )
+from agent_fleet.domain.errors import FleetError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 #: A shorter token can be guessed; the server still starts, with a warning.
