@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.catalog import adapter_for
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.execution.delivery import ssh_command
 from agent_fleet.execution.shell import LocalShell, Shell

@@ -2,11 +2,11 @@
 
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source
-from agent_fleet.forgejo.client import ForgeError
 from agent_fleet.services.receipts import check_receipt
 from agent_fleet.services.tasks import CreateTask
 from tests.service.world import FakeForge, World, run

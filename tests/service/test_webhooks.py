@@ -39,7 +39,7 @@ def test_an_issue_becomes_one_task_then_labels_reroute_it_until_it_starts() -> N
         assert (task.required_capabilities, task.priority) == (("docs",), 10)
         # Once an agent started it, labels no longer move it.
         await world.agent("w", caps=("docs",))
-        handout = await world.fleet.dequeue.dequeue("w", None, NOW)
+        handout = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert handout is not None
         await world.fleet.tasks.report_status(
             made.task_id, "w", handout.lease, TaskState.RUNNING, None, None

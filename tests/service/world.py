@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt
-from agent_fleet.forgejo.client import ForgeError
 from agent_fleet.ports.forge import ForgeIssue, ForgePull, IssueEvent, PullRequestEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import CommentOn
@@ -261,7 +261,9 @@ async def under_review(world: World) -> str:
     made = await world.fleet.webhooks.handle(issue(), "d-1")
     task_id = str(made.task_id)
     await world.agent("w", caps=("code:python",))
-    handout = await world.fleet.dequeue.dequeue("w", None, timedelta(0))
+    handout = await world.fleet.dequeue.dequeue(
+        await world.fleet.agents.get("w"), None, timedelta(0)
+    )
     assert handout is not None
     assert world.forge is not None
     world.forge.pull(REPO, 13, f"task/{task_id}")

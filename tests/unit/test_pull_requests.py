@@ -140,7 +140,7 @@ async def take(fleet: Fleet, agent: str = "a") -> tuple[str, str]:
             agent_id=agent, agent_type="x", hostname=None, capabilities=("code",), max_concurrency=1
         )
     )
-    handout = await fleet.dequeue.dequeue(agent, None, timedelta(0))
+    handout = await fleet.dequeue.dequeue(await fleet.agents.get(agent), None, timedelta(0))
     assert handout is not None
     return handout.task.task_id, handout.lease
 

@@ -24,7 +24,6 @@ def test_embedded_defaults() -> None:
     s = loaded.settings
     assert (s.server.bind, s.server.port) == ("127.0.0.1", 9090)
     assert s.store_url == "sqlite:///data/agent-fleet.db"
-    assert s.heartbeat_timeout_secs == 90
     assert loaded.warnings == [] and loaded.source is None
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.values import Artifact, Receipt
-from agent_fleet.forgejo.client import ForgeError
 from agent_fleet.ports.forge import ForgePull, IssueEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
@@ -122,7 +122,7 @@ def test_receipts_claiming_a_pr_are_checked_with_the_forge(tmp_path: Path) -> No
                 max_concurrency=1,
             )
         )
-        handout = await fleet.dequeue.dequeue("a", None, timedelta(0))
+        handout = await fleet.dequeue.dequeue(await fleet.agents.get("a"), None, timedelta(0))
         assert handout is not None
         receipt = Receipt(
             task_id=handout.task.task_id,

@@ -53,15 +53,15 @@ class TaskSpendOut(BaseModel):
 @router.get("/tasks/{task_id}/spend")
 async def task_spend(task_id: TaskIdPath, fleet: FleetDep) -> TaskSpendOut:
     """Usage per attempt and the total across attempts."""
-    task, attempts = await fleet.insight.task_spend(task_id)
-    budget = fleet.ctx.options.retry.budget
+    spending = await fleet.insight.task_spend(task_id)
+    task, budget = spending.task, spending.budget
     return TaskSpendOut(
         task_id=task.task_id,
         spend=spend_out(task.spend),
         budget=BudgetOut(
             max_cost_usd=budget.max_cost_usd,
             max_tokens=budget.max_tokens,
-            overrun=budget.overrun(task.spend),
+            overrun=spending.overrun,
         ),
         attempts=[
             AttemptSpendOut(
@@ -71,6 +71,6 @@ async def task_spend(task_id: TaskIdPath, fleet: FleetDep) -> TaskSpendOut:
                 usage=UsageOut(**dataclasses.asdict(a.usage)) if a.usage else None,
                 spend=spend_out(a.spend),
             )
-            for a in attempts
+            for a in spending.attempts
         ],
     )

@@ -7,12 +7,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent_fleet.codec import event_json
-from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import Hold, Spend
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import ExtraValue, Receipt
 from agent_fleet.ports.queries import RecordedEvent
+from agent_fleet.services.overview import AgentLoad
 
 # --- Task -------------------------------------------------------------------------
 
@@ -258,7 +258,8 @@ class AgentOut(BaseModel):
     metadata: dict[str, Any]
 
 
-def agent_out(agent: Agent, running: int, last_heartbeat: datetime | None) -> AgentOut:
+def agent_out(load: AgentLoad) -> AgentOut:
+    agent, running, last_heartbeat = load.agent, load.running, load.last_heartbeat
     return AgentOut(
         agent_id=agent.agent_id,
         agent_type=agent.agent_type,

@@ -19,10 +19,10 @@ from pydantic import (
 )
 
 from agent_fleet.api.limits import TEXT_LIMITS
-from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import ExecutionMode, FailureReason, ReceiptStatus
 from agent_fleet.domain.values import Receipt, Usage
+from agent_fleet.wire import Artifacts
 
 MAX_LIST = 256
 HttpUrlText = Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")]
@@ -104,17 +104,17 @@ class Body(BaseModel):
         return data
 
 
+class AgentRef(Body):
+    agent_id: Identifier
+
+
 class RegisterBody(Body):
-    agent_id: Identifier | None = None
+    agent_id: Identifier | None = None  # none: the server picks one
     agent_type: Identifier
     hostname: ShortText | None = None
     capabilities: list[Capability] = Field(default_factory=list, max_length=MAX_LIST)
     max_concurrency: int = Field(default=1, ge=1, le=1024)
     metadata: Metadata = Field(default_factory=dict)
-
-
-class AgentRef(Body):
-    agent_id: Identifier
 
 
 class HeartbeatBody(AgentRef):
@@ -194,9 +194,8 @@ class UsageBody(Body):
         return Usage(**self.model_dump())
 
 
-class ReceiptBody(Body):
-    task_id: Identifier | None = None
-    agent_id: Identifier
+class ReceiptBody(AgentRef):
+    task_id: Identifier | None = None  # the path may name it instead
     lease: LeaseToken | None = None
     status: ReceiptStatus
     duration_seconds: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
@@ -220,3 +219,9 @@ class ReceiptBody(Body):
             usage=self.usage.to_usage() if self.usage else None,
             reason=FailureReason(self.reason) if self.reason else None,
         )
+
+
+class PostedReceiptBody(ReceiptBody):
+    """`POST /receipts`: the receipt names its task."""
+
+    task_id: Identifier

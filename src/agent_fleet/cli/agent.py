@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import AgentAdapter
+from agent_fleet.adapters.catalog import adapter_for
 from agent_fleet.cli.settings import load
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME

@@ -8,12 +8,12 @@ plain values.
 
 from agent_fleet.config.settings import (
     DEFAULT_CONFIG_PATH,
-    ConfigError,
     LoadedSettings,
     ServerConfig,
     Settings,
     load_settings,
 )
+from agent_fleet.domain.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent_fleet.adapters import BUILT_IN
+from agent_fleet.adapters.catalog import BUILT_IN
 from agent_fleet.adapters.codex import SandboxMode
 from agent_fleet.config.keys import check_keys
 from agent_fleet.config.original import (
@@ -31,7 +31,7 @@ from agent_fleet.config.original import (
     adapter_notes,
     with_adapters_as_agent_types,
 )
-from agent_fleet.domain.errors import FleetError
+from agent_fleet.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 #: A shorter token can be guessed; the server still starts, with a warning.
@@ -51,10 +51,6 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "AGENT_FLEET_WEBHOOK_SECRET": ("forgejo", "webhook_secret"),
     "AGENT_FLEET_DB_URL": ("orchestrator", "db_url"),
 }
-
-
-class ConfigError(FleetError):
-    pass
 
 
 CommentStep = Literal["picked_up", "pr_opened", "completed", "failed", "retried"]
@@ -254,13 +250,6 @@ class Settings(Section):
     @property
     def store_url(self) -> str:
         return self.orchestrator.db_url or f"sqlite:///{self.orchestrator.db_path}"
-
-    @property
-    def heartbeat_timeout_secs(self) -> int:
-        return (
-            self.orchestrator.heartbeat_interval_secs
-            * self.orchestrator.heartbeat_timeout_threshold
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any, assert_never
 from agent_fleet.domain.budget import Hold, Spend, TaskBudget, budget_failure, receipt_of
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
 from agent_fleet.domain.events import (
+    Envelope,
     TaskAgentLost,
     TaskAssigned,
     TaskCancelled,
@@ -31,6 +32,7 @@ from agent_fleet.domain.events import (
     TaskStarted,
 )
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.lifecycle import state_after
 from agent_fleet.domain.policies import RetryPolicy, retry_due_at
 from agent_fleet.domain.states import (
     FINAL_STATES,
@@ -101,6 +103,12 @@ class Task:
     def next_version(self) -> int:
         return self.version + 1
 
+    def envelope(self, now: datetime, actor: str, later: int = 0) -> Envelope:
+        """The envelope of the task's next event (`later`: of the one after that many)."""
+        return Envelope(
+            stream_id=self.task_id, version=self.next_version + later, at=now, actor=actor
+        )
+
     @property
     def counted_attempts(self) -> int:
         """Retries so far that count against `max_retries` (`attempt`, less free ones)."""
@@ -138,8 +146,9 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
         return _created(event)
     if task is None:
         raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+    state = state_after(task.state, event)
     changes = _changes(task, event)
-    changes.update(_ledger(task, event, changes.get("state", task.state)))
+    changes.update(_ledger(task, event, state), state=state)
     # One `replace` per event: a replay of a million events feels every copy.
     return replace(task, version=event.version, updated_at=event.at, **changes)
 
@@ -156,13 +165,13 @@ def _ledger(task: Task, event: TaskEvent, state: TaskState) -> dict[str, Any]:
 
 
 def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
-    """The fields an event (other than task.created) sets, besides version and updated_at."""
+    """The fields an event (other than task.created) sets, besides its state (`lifecycle`),
+    version and updated_at."""
     match event:
         case TaskCreated():  # handled by evolve; kept so the match stays exhaustive
             return {}
         case TaskRerouted():
             return dict(
-                state=TaskState.CREATED,
                 required_capabilities=event.required_capabilities,
                 priority=event.priority,
                 agent_id=None,
@@ -172,7 +181,6 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             )
         case TaskAssigned():
             return dict(
-                state=TaskState.ASSIGNED,
                 agent_id=event.agent_id,
                 host_id=event.host_id,
                 lease=event.lease,
@@ -181,20 +189,18 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 retry_at=None,
             )
         case TaskStarted():
-            return dict(state=TaskState.RUNNING, started_at=event.at)
+            return dict(started_at=event.at)
         case TaskProgress():
             return dict(progress=event.progress, progress_message=event.message)
         case TaskReviewPending():
-            return dict(state=TaskState.REVIEW_PENDING, receipt=event.receipt, pr=event.pr)
+            return dict(receipt=event.receipt, pr=event.pr)
         case TaskCompleted():
             return dict(
-                state=TaskState.COMPLETED,
                 receipt=event.receipt or task.receipt,
                 finished_at=event.at,
             )
         case TaskFailed():
             return dict(
-                state=TaskState.FAILED,
                 failure=Failure(reason=event.reason, message=event.message),
                 receipt=event.receipt or task.receipt,
                 retry_at=event.retry_at,
@@ -202,7 +208,6 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             )
         case TaskAgentLost():
             return dict(
-                state=TaskState.AGENT_LOST,
                 failure=Failure(
                     reason=FailureReason.AGENT_LOST, message=event.message, cause=event.cause
                 ),
@@ -210,12 +215,9 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 finished_at=event.at,
             )
         case TaskReleased():
-            return dict(
-                state=TaskState.CREATED, agent_id=None, host_id=None, lease=None, assigned_at=None
-            )
+            return dict(agent_id=None, host_id=None, lease=None, assigned_at=None)
         case TaskRetried():
             return dict(
-                state=TaskState.CREATED,
                 attempt=event.attempt,
                 prompt=event.prompt if event.prompt is not None else task.prompt,
                 agent_id=None,
@@ -234,7 +236,7 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 free_attempts=task.free_attempts + int(event.free),
             )
         case TaskCancelled():
-            return dict(state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
+            return dict(retry_at=None, finished_at=event.at)
         case TaskPrUpdated():
             return dict(pr=event.pr)
         case TaskHeld():
@@ -287,7 +289,7 @@ def create(new: NewTask, now: datetime, actor: str) -> list[TaskEvent]:
     return [
         TaskCreated(
             stream_id=new.task_id,
-            version=1,
+            version=1,  # a stream begins
             at=now,
             actor=actor,
             title=new.title,
@@ -308,10 +310,7 @@ def assign(
     _require(task, {TaskState.CREATED}, "assign")
     return [
         TaskAssigned(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=agent_id,
             host_id=host_id,
             attempt=task.attempt,
@@ -329,10 +328,7 @@ def reroute(
         return []
     return [
         TaskRerouted(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             required_capabilities=capabilities,
             priority=priority,
         )
@@ -359,10 +355,7 @@ def start(task: Task, now: datetime, actor: str) -> list[TaskEvent]:
     assert task.agent_id is not None  # ASSIGNED always has a holder
     return [
         TaskStarted(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             attempt=task.attempt,
         )
@@ -376,14 +369,10 @@ def report_progress(
     _require(task, HELD_STATES, "report progress on")
     if message is None and progress is None:
         return events
-    version = task.next_version + len(events)
     return [
         *events,
         TaskProgress(
-            stream_id=task.task_id,
-            version=version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor, later=len(events)),
             message=message,
             progress=progress,
         ),
@@ -404,7 +393,6 @@ def accept_receipt(
     receipt names. A task from an issue whose run shows no work in the repository (no
     PR, branch or commit) fails `no_changes`: nothing was delivered."""
     _require(task, HELD_STATES, "complete")
-    version = task.next_version
     if receipt.status is ReceiptStatus.COMPLETED:
         if is_from_issue(task) and not receipt.shows_work():
             message = f"the run changed nothing in {task.source.repo}: no commit, no diff"
@@ -415,21 +403,8 @@ def accept_receipt(
         if urls or opened or known:
             pr = PullRequest(url=urls[0], number=_pr_number(urls[0])) if urls else opened or known
             assert pr is not None
-            return [
-                TaskReviewPending(
-                    stream_id=task.task_id,
-                    version=version,
-                    at=now,
-                    actor=actor,
-                    receipt=receipt,
-                    pr=pr,
-                )
-            ]
-        return [
-            TaskCompleted(
-                stream_id=task.task_id, version=version, at=now, actor=actor, receipt=receipt
-            )
-        ]
+            return [TaskReviewPending(**task.envelope(now, actor), receipt=receipt, pr=pr)]
+        return [TaskCompleted(**task.envelope(now, actor), receipt=receipt)]
     reason = (
         FailureReason.PARTIAL if receipt.status is ReceiptStatus.PARTIAL else FailureReason.ERROR
     )
@@ -459,10 +434,7 @@ def fail(
     retry_at = retry_due_at(task.counted_attempts, task.max_retries, reason, now, policy)
     return [
         TaskFailed(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             reason=reason,
             message=message,
             receipt=receipt,
@@ -514,10 +486,7 @@ def lose(
         retry_at, message = None, f"{message}; not retried: {overrun}"
     return [
         TaskAgentLost(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             message=message,
             retry_at=retry_at,
@@ -531,10 +500,7 @@ def release(task: Task, message: str, now: datetime, actor: str) -> list[TaskEve
     _require(task, {TaskState.ASSIGNED}, "release")
     return [
         TaskReleased(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             message=message,
         )
@@ -587,10 +553,7 @@ def _next_attempt(
     review: bool = False,
 ) -> TaskRetried:
     return TaskRetried(
-        stream_id=task.task_id,
-        version=task.next_version,
-        at=now,
-        actor=actor,
+        **task.envelope(now, actor),
         attempt=task.attempt + 1,
         manual=manual,
         prompt=prompt,
@@ -607,11 +570,7 @@ def cancel(task: Task, message: str, now: datetime, actor: str) -> list[TaskEven
     """Any state that is not final can be cancelled; a failed task's pending retry with it."""
     if task.state in FINAL_STATES:
         raise InvalidTransition(task.task_id, task.state, "cancel")
-    return [
-        TaskCancelled(
-            stream_id=task.task_id, version=task.next_version, at=now, actor=actor, message=message
-        )
-    ]
+    return [TaskCancelled(**task.envelope(now, actor), message=message)]
 
 
 def update_pr(
@@ -620,9 +579,7 @@ def update_pr(
     """Follow the PR: merged completes the task, closed unmerged fails it (never retried)."""
     if task.pr == pr:
         return []
-    updated = TaskPrUpdated(
-        stream_id=task.task_id, version=task.next_version, at=now, actor=actor, pr=pr
-    )
+    updated = TaskPrUpdated(**task.envelope(now, actor), pr=pr)
     if task.state is not TaskState.REVIEW_PENDING:
         return [updated]
     with_pr = evolve(task, updated)
@@ -630,10 +587,7 @@ def update_pr(
         return [
             updated,
             TaskCompleted(
-                stream_id=task.task_id,
-                version=with_pr.next_version,
-                at=now,
-                actor=actor,
+                **with_pr.envelope(now, actor),
                 receipt=None,
             ),
         ]

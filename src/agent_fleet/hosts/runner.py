@@ -10,7 +10,6 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.adapters.base import AgentAdapter, RunSpec, judge, shows_progress, tail
-from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import ReceiptStatus
@@ -21,6 +20,7 @@ from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.shell import Shell, ShellError
 from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.wire import Artifacts
 
 OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON comes last)
 RECEIPT_MAX_BYTES = 1024 * 1024

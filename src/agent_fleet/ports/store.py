@@ -60,6 +60,9 @@ class EventStore(Protocol):
 
     async def record_heartbeat(self, beat: Heartbeat) -> None: ...
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
+    async def last_heartbeats(self) -> dict[AgentId, datetime]:
+        """Every agent's last heartbeat, in one read."""
+        ...
 
     async def append_log(
         self,

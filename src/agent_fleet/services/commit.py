@@ -22,7 +22,7 @@ async def load_task(ctx: Context, task_id: str) -> Task:
 
 async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
     """Apply `decision` to the latest state of the task, reloading when another writer won."""
-    for _ in range(MAX_CONFLICT_RETRIES):
+    for tries_left in reversed(range(MAX_CONFLICT_RETRIES)):
         task = await load_task(ctx, task_id)
         events = decision(task)
         if not events:
@@ -31,11 +31,13 @@ async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
         try:
             await append(ctx, events)
         except ConcurrencyConflict:
+            if not tries_left:
+                raise  # the last writer to win names the stream and version
             continue
         after = task_model.after(task, events)
         tell_waiters(ctx, task, after)
         return after
-    raise ConcurrencyConflict(task_id, -1)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def with_due_retry(task: Task, events: list[TaskEvent], now: datetime) -> list[TaskEvent]:

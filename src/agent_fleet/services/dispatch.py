@@ -15,6 +15,7 @@ import structlog
 from agent_fleet.domain import agent as agent_model
 from agent_fleet.domain.agent import Agent, Registration
 from agent_fleet.domain.errors import AgentNotFound, AgentUnavailable, HostUnreachable, LaunchFailed
+from agent_fleet.domain.matching import Capacity, least_loaded
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, FailureReason
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.hosts import HostRuns, HostSlot, RunKey, RunOrder
@@ -127,13 +128,14 @@ class Dispatcher:
         while True:
             now = self._ctx.clock.now()
             counts = await self._ctx.store.running_counts()
-            free = [
-                s
-                for s in self._slots
-                if self._health.is_up(s.host_id, now)
-                and counts.get(s.agent_id, 0) < s.max_concurrency
+            up: dict[str, HostSlot] = {
+                s.agent_id: s for s in self._slots if self._health.is_up(s.host_id, now)
+            }
+            room = [
+                Capacity(agent_id=i, running=counts.get(i, 0), max_concurrency=s.max_concurrency)
+                for i, s in up.items()
             ]
-            free.sort(key=lambda s: (counts.get(s.agent_id, 0) / s.max_concurrency, s.agent_id))
+            free = [up[c.agent_id] for c in least_loaded(room)]
             claimed = await self._claim_first(free, now)
             if claimed is None:
                 return launched

@@ -15,6 +15,7 @@ from agent_fleet.services.dequeue import DequeueService
 from agent_fleet.services.dispatch import Dispatcher
 from agent_fleet.services.insight import InsightService
 from agent_fleet.services.loops import run_every
+from agent_fleet.services.overview import OverviewService
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.reconcile import Reconciler
 from agent_fleet.services.sweeps import Sweeper
@@ -34,6 +35,7 @@ class Fleet:
     webhooks: WebhookService
     forge: Forge | None
     insight: InsightService
+    overview: OverviewService
     holds: HoldReleases
     dispatcher: Dispatcher | None = None
     hosts: HostRuns | None = None
@@ -85,6 +87,7 @@ class Fleet:
             webhooks=webhooks,
             forge=forge,
             insight=InsightService(ctx),
+            overview=OverviewService(ctx),
             holds=HoldReleases(ctx),
             dispatcher=dispatcher,
             hosts=hosts,

@@ -86,6 +86,9 @@ class TaskService:
     async def get(self, task_id: str) -> Task:
         return await load_task(self._ctx, task_id)
 
+    async def lookup(self, task_id: str) -> Task | None:
+        return await self._ctx.store.get_task(TaskId(task_id))
+
     async def find(self, query: TaskQuery) -> list[Task]:
         return await self._ctx.store.list_tasks(query)
 

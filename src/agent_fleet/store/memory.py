@@ -25,6 +25,7 @@ from agent_fleet.domain.events import (
 )
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
+from agent_fleet.domain.matching import next_task_for
 from agent_fleet.domain.states import (
     HELD_STATES,
     RETRYABLE_STATES,
@@ -83,18 +84,14 @@ class InMemoryEventStore:
                 raise AgentUnavailable(agent.agent_id, stored.status)
             if len(self._held(agent.agent_id)) >= agent.max_concurrency:
                 return None
-            caps = set(agent.capabilities)
-            open_tasks = [
+            claimable = (
                 t
                 for t in self._tasks.values()
-                if t.state is TaskState.CREATED
-                and t.hold is None
-                and t.execution_mode in modes
-                and caps.issuperset(t.required_capabilities)
-            ]
-            if not open_tasks:
+                if t.state is TaskState.CREATED and t.hold is None and t.execution_mode in modes
+            )
+            task = next_task_for(agent.capabilities, claimable)
+            if task is None:
                 return None
-            task = min(open_tasks, key=lambda t: (-t.priority, t.created_at, t.task_id))
             # Yield mid-transaction, as a real store does on I/O: were the lock missing,
             # the contract's claim race would catch a task handed out twice.
             await asyncio.sleep(0)
@@ -263,6 +260,9 @@ class InMemoryEventStore:
 
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
         return self._beats.get(agent_id)
+
+    async def last_heartbeats(self) -> dict[AgentId, datetime]:
+        return {AgentId(agent_id): at for agent_id, at in self._beats.items()}
 
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
         mine = [r for r in self._events if r.event.stream_id == stream_id]

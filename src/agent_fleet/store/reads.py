@@ -90,6 +90,9 @@ class QueryReads(ABC):
         rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
         return parse_ts(rows[0][0]) if rows else None
 
+    async def last_heartbeats(self) -> dict[AgentId, datetime]:
+        return {AgentId(r[0]): parse_ts(r[1]) for r in await self._rows("last_heartbeats", {})}
+
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
         return [recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]
 

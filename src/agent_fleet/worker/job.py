@@ -17,10 +17,10 @@ from agent_fleet.execution import workspace as workspaces
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.process import AgentProcess, Exit
 from agent_fleet.execution.stall import IdleWatch
+from agent_fleet.scrub import Scrubber
 from agent_fleet.worker import delivery
 from agent_fleet.worker.client import FleetClient
 from agent_fleet.worker.logship import LogShipper
-from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
 OUTPUT_KEEP_BYTES = 8 * 1024 * 1024

@@ -15,6 +15,7 @@ import structlog
 
 from agent_fleet.execution.retention import collect
 from agent_fleet.execution.workspace import workspace_for
+from agent_fleet.scrub import Scrubber
 from agent_fleet.worker.client import (
     ClientError,
     Credentials,
@@ -25,7 +26,6 @@ from agent_fleet.worker.client import (
 )
 from agent_fleet.worker.job import AgentSetup, Job
 from agent_fleet.worker.outbox import Outbox
-from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
 JANITOR_MAX_PERIOD = timedelta(minutes=10)

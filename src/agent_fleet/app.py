@@ -1,4 +1,6 @@
-"""The application factory: routes, error mapping, limits. Background work runs beside it."""
+"""The one ASGI application: the API's routes and the dashboard's, under one error table and
+behind the same middleware (limits, Host check, metrics, request log). The fleet's
+background duties run beside it (`server.py`)."""
 
 from fastapi import FastAPI
 
@@ -49,7 +51,7 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     async def healthz(fleet: FleetDep) -> Health:
-        await fleet.ctx.store.count_tasks_by_state()  # proves the store answers
+        await fleet.overview.check_store()
         return Health(status="ok", version=__version__, store=store_name)
 
     # Last added runs first: log and time everything, then refuse foreign hosts, then sizes.
