@@ -734,6 +734,7 @@ async def test_stale_agents_are_online_pull_agents_silent_since_the_cutoff(
 
     assert await store.last_heartbeat(AgentId("fresh")) == at(90)
     assert await store.last_heartbeat(AgentId("never")) is None
+    assert await store.last_heartbeats() == {AgentId(name): when for name, when in beats.items()}
     assert ids(await store.stale_agents(at(50), 10)) == ["never", "quiet"]  # exact: not yet
     assert ids(await store.stale_agents(at(50.001), 10)) == ["exact", "never", "quiet"]
     assert ids(await store.stale_agents(at(50.001), 2)) == ["exact", "never"]  # by agent id

@@ -9,7 +9,8 @@ from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.states import ReceiptStatus, TaskState
 from agent_fleet.domain.values import Receipt
 from agent_fleet.services.comments import CommentOn, marker
-from tests.service.world import REPO, FakeForge, World, issue, run
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, issue, run
 
 NOW = timedelta(0)
 
@@ -32,8 +33,8 @@ async def _an_issue_task_that_fails(world: World, error: str) -> str:
     return task_id
 
 
-def _forge_with_issue() -> FakeForge:
-    forge = FakeForge(writers={(REPO, "carol")})
+def _forge_with_issue() -> InMemoryForge:
+    forge = InMemoryForge(writers={(REPO, "carol")})
     forge.open_issue(REPO, 12, ("agent:code:python",), by="carol")
     return forge
 

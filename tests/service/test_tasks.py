@@ -18,7 +18,8 @@ from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import FailureReason, ReceiptStatus, TaskState
 from agent_fleet.domain.values import Artifact, Receipt, Source
 from agent_fleet.services.tasks import CreateTask
-from tests.service.world import REPO, FakeForge, World, run
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, run
 
 NOW = timedelta(0)
 
@@ -104,7 +105,7 @@ def test_status_reports_start_fail_or_tell_the_agent_to_stop() -> None:
 
 def test_a_receipt_is_fenced_idempotent_and_checked_with_the_forge() -> None:
     async def scenario() -> None:
-        world = World(forge=FakeForge())
+        world = World(forge=InMemoryForge())
         await world.agent("w")
         source = Source(kind="forgejo", repo=REPO, issue_number=12)
         made = await world.fleet.tasks.create(
