@@ -5,6 +5,10 @@ declares is an error with a "did you mean" hint (`config_keys`): a misspelt
 secret's key must not start an open server. Keys of the original service that
 we knowingly ignore are notes. An empty or blank secret is an error too: it
 would otherwise read as "no token" and turn authentication off.
+
+Over 300 lines: one model per section of the file, as the reference
+(docs/configuration.md) lists them; the key check, the original's `[adapters]` and
+what `config check` prints live beside it (`keys`, `original`, `render`).
 """
 
 import tomllib

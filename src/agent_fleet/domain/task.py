@@ -3,6 +3,11 @@
 Decisions are pure: they take the current state, a command's data and `now`,
 and return the events to append, or raise a domain error. `evolve` never
 raises for an event that a decision produced.
+
+Over 300 lines on purpose: the aggregate, its fold and every decision that reads it
+are one unit (a new event is added to all three, and `assert_never` checks the fold
+is complete). What stands alone has left: the state table (`lifecycle.py`), holds
+(`holds.py`), spend and budgets (`budget.py`), routing (`matching.py`).
 """
 
 from collections.abc import Callable

@@ -2,6 +2,9 @@
 
 It runs the same contract suite as the SQL stores (`tests/contract/`), so a service
 test that passes on it means what it says. `agent_fleet.testing` hands it to tests.
+
+Over 300 lines: it is the whole `EventStore` port, each method a few lines of
+dictionaries (the SQL stores share theirs through `reads.py` and `.sql` files).
 """
 
 import asyncio
