@@ -1,7 +1,6 @@
 """Read-only insight endpoints: the fleet report behind the charts and `agent-fleet report`,
 and one task's spend by attempt."""
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -68,7 +67,7 @@ async def task_spend(task_id: TaskIdPath, fleet: FleetDep) -> TaskSpendOut:
                 attempt=a.attempt,
                 agent_id=a.agent_id,
                 host_id=a.host_id,
-                usage=UsageOut(**dataclasses.asdict(a.usage)) if a.usage else None,
+                usage=UsageOut.model_validate(a.usage) if a.usage else None,
                 spend=spend_out(a.spend),
             )
             for a in spending.attempts

@@ -4,11 +4,10 @@ Over 300 lines: one response model per reply of the API (the OpenAPI document is
 from them), with the original's field names beside ours; each is a flat list of fields.
 """
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from agent_fleet.codec import event_json
 from agent_fleet.domain.budget import Hold, Spend
@@ -18,17 +17,24 @@ from agent_fleet.domain.values import ExtraValue, Receipt
 from agent_fleet.ports.queries import RecordedEvent
 from agent_fleet.services.overview import AgentLoad
 
+
+class Out(BaseModel):
+    """A reply read off a domain object by attribute (`Out.model_validate(obj)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 # --- Task -------------------------------------------------------------------------
 
 
-class SourceOut(BaseModel):
+class SourceOut(Out):
     kind: str
     repo: str | None
     issue_number: int | None
     url: str | None
 
 
-class ArtifactOut(BaseModel):
+class ArtifactOut(Out):
     type: str
     url: str | None = None
     sha: str | None = None
@@ -38,7 +44,7 @@ class ArtifactOut(BaseModel):
     extra: dict[str, ExtraValue] = {}  # the artifact's other fields, as given (bounded)
 
 
-class UsageOut(BaseModel):
+class UsageOut(Out):
     tokens: int | None
     cost_usd: float | None
     input_tokens: int | None = None
@@ -47,7 +53,7 @@ class UsageOut(BaseModel):
     cache_write_tokens: int | None = None
 
 
-class ReceiptOut(BaseModel):
+class ReceiptOut(Out):
     task_id: str
     agent_id: str
     status: str
@@ -58,12 +64,12 @@ class ReceiptOut(BaseModel):
     usage: UsageOut | None
 
 
-class FailureOut(BaseModel):
+class FailureOut(Out):
     reason: str
     message: str
 
 
-class PullRequestOut(BaseModel):
+class PullRequestOut(Out):
     url: str
     number: int | None
     state: str
@@ -72,22 +78,22 @@ class PullRequestOut(BaseModel):
 # --- spend and budgets (docs/operations.md) -------------------------------------------
 
 
-class SpendOut(BaseModel):
+class SpendOut(Out):
     tokens: int
     cost_usd: float
 
 
-class HoldOut(BaseModel):
+class HoldOut(Out):
     reason: str
     until: datetime
 
 
 def spend_out(spend: Spend) -> SpendOut:
-    return SpendOut(tokens=spend.tokens, cost_usd=spend.cost_usd)
+    return SpendOut.model_validate(spend)
 
 
 def hold_out(hold: Hold | None) -> HoldOut | None:
-    return HoldOut(reason=hold.reason, until=hold.until) if hold else None
+    return HoldOut.model_validate(hold) if hold else None
 
 
 class TaskOut(BaseModel):
@@ -135,28 +141,8 @@ class TaskOut(BaseModel):
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:
-    """The receipt without its lease: the lease is the holder's secret."""
-    return ReceiptOut(
-        task_id=receipt.task_id,
-        agent_id=receipt.agent_id,
-        status=receipt.status.value,
-        duration_seconds=receipt.duration_seconds,
-        summary=receipt.summary,
-        artifacts=[
-            ArtifactOut(
-                type=a.type,
-                url=a.url,
-                sha=a.sha,
-                branch=a.branch,
-                name=a.name,
-                path=a.path,
-                extra=a.extra,
-            )
-            for a in receipt.artifacts
-        ],
-        error=receipt.error,
-        usage=UsageOut(**dataclasses.asdict(receipt.usage)) if receipt.usage else None,
-    )
+    """The receipt without its lease: the lease is the holder's secret (no field takes it)."""
+    return ReceiptOut.model_validate(receipt)
 
 
 def task_out(task: Task) -> TaskOut:
@@ -194,19 +180,10 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
         "retry_at": task.retry_at,
-        "source": SourceOut(
-            kind=task.source.kind,
-            repo=task.source.repo,
-            issue_number=task.source.issue_number,
-            url=task.source.url,
-        ),
+        "source": SourceOut.model_validate(task.source),
         "receipt": receipt_out(task.receipt) if task.receipt else None,
-        "failure": FailureOut(reason=task.failure.reason.value, message=task.failure.message)
-        if task.failure
-        else None,
-        "pr": PullRequestOut(url=task.pr.url, number=task.pr.number, state=task.pr.state.value)
-        if task.pr
-        else None,
+        "failure": FailureOut.model_validate(task.failure) if task.failure else None,
+        "pr": PullRequestOut.model_validate(task.pr) if task.pr else None,
         "progress": task.progress,
         "progress_message": task.progress_message,
         "review_count": task.review_rounds,
