@@ -26,7 +26,7 @@ from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentMode
 from agent_fleet.domain.task import NewTask
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.tasks import new_task_id
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.sqlite import SqliteEventStore

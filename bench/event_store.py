@@ -30,7 +30,7 @@ from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.values import Receipt
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.dequeue import PULL_MODES
 from agent_fleet.services.tasks import new_lease
 from agent_fleet.store.sqlite import SqliteEventStore

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pytest
 
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.testing import InMemoryEventStore

@@ -42,7 +42,8 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, PullRequest, Receipt, Source, Usage
-from agent_fleet.ports import AgentQuery, EventStore, Heartbeat, RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.store import EventStore, Heartbeat
 from agent_fleet.store.sqlfile import load_migrations
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.testing import InMemoryEventStore
@@ -733,6 +734,7 @@ async def test_stale_agents_are_online_pull_agents_silent_since_the_cutoff(
 
     assert await store.last_heartbeat(AgentId("fresh")) == at(90)
     assert await store.last_heartbeat(AgentId("never")) is None
+    assert await store.last_heartbeats() == {AgentId(name): when for name, when in beats.items()}
     assert ids(await store.stale_agents(at(50), 10)) == ["never", "quiet"]  # exact: not yet
     assert ids(await store.stale_agents(at(50.001), 10)) == ["exact", "never", "quiet"]
     assert ids(await store.stale_agents(at(50.001), 2)) == ["exact", "never"]  # by agent id

@@ -24,7 +24,8 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt, Usage
-from agent_fleet.ports import EventStore, TaskQuery
+from agent_fleet.ports.queries import TaskQuery
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.rebuild import rebuild
 from tests.contract.builders import at, created
 

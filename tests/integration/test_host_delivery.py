@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.catalog import adapter_for
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.execution.delivery import ssh_command
 from agent_fleet.execution.shell import LocalShell, Shell
 from agent_fleet.hosts.runner import CommitAuthor, Host, HostRunner
-from agent_fleet.ports import RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import RunKey, RunOrder, RunPhase, RunResult
 from tests.git_remote import branch_sha, git, make_origin
 from tests.integration.test_detached_runs import ssh_shell
 from tests.sshd import SshServer

@@ -23,7 +23,7 @@ from agent_fleet.domain.states import AgentMode
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 from tests.compat.conftest import original_config
 from tests.e2e.helpers import task, wait_for

@@ -44,7 +44,7 @@ def test_a_heartbeat_from_an_unknown_or_deregistered_agent_is_refused() -> None:
         with pytest.raises(AgentNotFound):
             await world.fleet.agents.heartbeat("nobody", None)
         await world.agent("a")
-        await world.fleet.agents.deregister("a")
+        await world.fleet.agents.deregister(await world.fleet.agents.get("a"))
         with pytest.raises(AgentNotFound):
             await world.fleet.agents.heartbeat("a", None)
 
@@ -57,7 +57,9 @@ def test_heartbeats_say_which_tasks_to_stop() -> None:
         await world.agent("a", slots=3)
         kept, dropped = await world.task("kept"), await world.task("dropped")
         for _ in range(2):
-            handout = await world.fleet.dequeue.dequeue("a", None, NOW)
+            handout = await world.fleet.dequeue.dequeue(
+                await world.fleet.agents.get("a"), None, NOW
+            )
             assert handout is not None
             await world.fleet.tasks.report_status(
                 handout.task.task_id, "a", handout.lease, TaskState.RUNNING, None, None
@@ -106,13 +108,16 @@ def test_deregistering_loses_the_agents_tasks_and_is_idempotent() -> None:
         started = await world.task("started")
         world.later(1)  # the older task is handed out first
         unstarted = await world.task("unstarted")
-        first = await world.fleet.dequeue.dequeue("a", None, NOW)
+        first = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("a"), None, NOW)
         assert first is not None and first.task.task_id == started.task_id
         await world.fleet.tasks.report_status(
             started.task_id, "a", first.lease, TaskState.RUNNING, None, None
         )
-        assert await world.fleet.dequeue.dequeue("a", None, NOW) is not None
-        gone = await world.fleet.agents.deregister("a")
+        assert (
+            await world.fleet.dequeue.dequeue(await world.fleet.agents.get("a"), None, NOW)
+            is not None
+        )
+        gone = await world.fleet.agents.deregister(await world.fleet.agents.get("a"))
         assert gone.status is AgentStatus.DEREGISTERED
         # Work under way is lost (and retried by policy) ...
         task = await world.get(started.task_id)
@@ -122,7 +127,7 @@ def test_deregistering_loses_the_agents_tasks_and_is_idempotent() -> None:
         back = await world.get(unstarted.task_id)
         assert (back.state, back.attempt) == (TaskState.CREATED, 0)
         assert (await world.types(unstarted.task_id))[-1] == "task.released"
-        await world.fleet.agents.deregister("a")
+        await world.fleet.agents.deregister(await world.fleet.agents.get("a"))
         assert await world.types("a") == ["agent.registered", "agent.deregistered"]
         # Registering again brings it back.
         await world.agent("a")

@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.states import ReceiptStatus, TaskState
 from agent_fleet.domain.values import Receipt
-from agent_fleet.forgejo.client import ForgeError
 from agent_fleet.services.comments import CommentOn, marker
-from tests.service.world import REPO, FakeForge, World, issue, run
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, issue, run
 
 NOW = timedelta(0)
 
@@ -19,7 +20,7 @@ async def _an_issue_task_that_fails(world: World, error: str) -> str:
     made = await world.fleet.webhooks.handle(issue(), "d-1")
     task_id = str(made.task_id)
     await world.agent("w", caps=("code:python",))
-    handout = await world.fleet.dequeue.dequeue("w", None, NOW)
+    handout = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
     assert handout is not None
     failed = Receipt(
         task_id=TaskId(task_id),
@@ -32,8 +33,8 @@ async def _an_issue_task_that_fails(world: World, error: str) -> str:
     return task_id
 
 
-def _forge_with_issue() -> FakeForge:
-    forge = FakeForge(writers={(REPO, "carol")})
+def _forge_with_issue() -> InMemoryForge:
+    forge = InMemoryForge(writers={(REPO, "carol")})
     forge.open_issue(REPO, 12, ("agent:code:python",), by="carol")
     return forge
 
@@ -119,12 +120,12 @@ def test_a_lost_agent_and_a_final_failure_are_told_as_such() -> None:
         made = await world.fleet.webhooks.handle(issue(), "d-1")
         task_id = str(made.task_id)
         await world.agent("w", caps=("code:python",))
-        got = await world.fleet.dequeue.dequeue("w", None, NOW)
+        got = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert got is not None
         await world.fleet.tasks.report_status(
             task_id, "w", got.lease, TaskState.RUNNING, None, None
         )
-        await world.fleet.agents.deregister("w")
+        await world.fleet.agents.deregister(await world.fleet.agents.get("w"))
         await world.fleet.tasks.retry(task_id)
         comments = world.fleet.comments
         assert comments is not None

@@ -11,17 +11,13 @@ from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, LossCause, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase
 from agent_fleet.services.context import Context, FleetOptions
-from agent_fleet.services.dispatch import (
-    LAUNCH_GRACE,
-    PREPARE_LIMIT_SECS,
-    SSH_MODES,
-    Dispatcher,
-)
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.services.dispatch import SSH_MODES, Dispatcher
+from agent_fleet.services.runs import LAUNCH_GRACE, PREPARE_LIMIT_SECS
 from agent_fleet.services.sweeps import Sweeper
 from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 from tests.unit.test_dispatcher import SLOTS, ScriptedHosts
 
@@ -41,8 +37,8 @@ class Orchestrator:
         )
 
     async def place(self) -> None:
-        await self.dispatcher.dispatch()
-        await self.dispatcher.drain_launches()
+        async with self.dispatcher.launching():
+            await self.dispatcher.dispatch()
 
 
 class World:

@@ -2,14 +2,15 @@
 
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source
-from agent_fleet.forgejo.client import ForgeError
 from agent_fleet.services.receipts import check_receipt
 from agent_fleet.services.tasks import CreateTask
-from tests.service.world import FakeForge, World, run
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import World, run
 
 REPO = "acme/widgets"
 
@@ -35,7 +36,7 @@ def pr_url(number: int, repo: str = REPO) -> str:
 
 def test_what_is_not_checked() -> None:
     async def scenario() -> None:
-        forge = FakeForge()
+        forge = InMemoryForge()
         world = World(forge=forge)
         task = await issue_task(world)
         plain = await world.task()
@@ -60,7 +61,7 @@ def test_what_is_not_checked() -> None:
 )
 def test_a_pr_that_is_not_the_tasks_own_is_refused_with_the_reason(url: str, reason: str) -> None:
     async def scenario() -> None:
-        forge = FakeForge()
+        forge = InMemoryForge()
         world = World(forge=forge)
         task = await issue_task(world)
         forge.pull(REPO, 14, "feature/x", body="unrelated")
@@ -72,7 +73,7 @@ def test_a_pr_that_is_not_the_tasks_own_is_refused_with_the_reason(url: str, rea
 
 def test_a_pr_from_the_task_branch_or_naming_the_issue_is_accepted() -> None:
     async def scenario() -> None:
-        forge = FakeForge()
+        forge = InMemoryForge()
         world = World(forge=forge)
         task = await issue_task(world)
         forge.pull(REPO, 13, task.branch_name)
@@ -88,7 +89,7 @@ def test_a_pr_from_the_task_branch_or_naming_the_issue_is_accepted() -> None:
 
 def test_a_forge_outage_is_not_the_agents_fault_the_error_propagates() -> None:
     async def scenario() -> None:
-        forge = FakeForge(fail_next=1)
+        forge = InMemoryForge(fail_next=1)
         world = World(forge=forge)
         task = await issue_task(world)
         with pytest.raises(ForgeError):

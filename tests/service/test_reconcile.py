@@ -1,13 +1,14 @@
 """Reconciliation: what lost webhooks would have done, done anyway from the forge's state."""
 
 from agent_fleet.domain.states import FailureReason, TaskState
-from agent_fleet.ports import TaskQuery
-from tests.service.world import REPO, FakeForge, World, run, under_review
+from agent_fleet.ports.queries import TaskQuery
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, run, under_review
 
 
 def test_labelled_issues_without_a_task_get_one_if_a_writer_labelled_them() -> None:
     async def scenario() -> None:
-        forge = FakeForge(writers={(REPO, "carol")})
+        forge = InMemoryForge(writers={(REPO, "carol")})
         forge.open_issue(REPO, 20, ("agent:code:rust", "priority:high"), by="carol")
         forge.open_issue(REPO, 21, ("agent:code:cobol",), by="mallory")  # may not write
         forge.open_issue(REPO, 22, ("bug",), by="carol")  # no agent label
@@ -30,7 +31,7 @@ def test_labelled_issues_without_a_task_get_one_if_a_writer_labelled_them() -> N
 
 def test_allowed_repos_are_the_only_ones_looked_at() -> None:
     async def scenario() -> None:
-        forge = FakeForge(writers={(REPO, "carol"), ("acme/other", "carol")})
+        forge = InMemoryForge(writers={(REPO, "carol"), ("acme/other", "carol")})
         forge.open_issue(REPO, 20, ("agent:code:rust",), by="carol")
         forge.open_issue("acme/other", 5, ("agent:docs",), by="carol")
         world = World(forge=forge, allowed_repos=["acme/other"])
@@ -44,7 +45,7 @@ def test_allowed_repos_are_the_only_ones_looked_at() -> None:
 
 def test_pull_requests_under_review_are_read_again() -> None:
     async def scenario() -> None:
-        forge = FakeForge(writers={(REPO, "carol")})
+        forge = InMemoryForge(writers={(REPO, "carol")})
         world = World(forge=forge)
         task_id = await under_review(world)
         reconciler = world.fleet.reconciler
@@ -56,7 +57,7 @@ def test_pull_requests_under_review_are_read_again() -> None:
         assert await reconciler.reviews() == 1
         assert (await world.get(task_id)).state is TaskState.COMPLETED
 
-        other = World(forge=FakeForge(writers={(REPO, "carol")}))
+        other = World(forge=InMemoryForge(writers={(REPO, "carol")}))
         closed = await under_review(other)
         assert other.forge is not None
         other.forge.pull(REPO, 13, f"task/{closed}", closed=True)

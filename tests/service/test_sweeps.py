@@ -12,7 +12,9 @@ _NO_WAIT = timedelta(0)
 async def _held_by(world: World, agent_id: str, *, started: bool = True, **task: object) -> str:
     """A task the agent dequeued (and started)."""
     made = await world.task(**task)  # type: ignore[arg-type]
-    handout = await world.fleet.dequeue.dequeue(agent_id, None, wait=_NO_WAIT)
+    handout = await world.fleet.dequeue.dequeue(
+        await world.fleet.agents.get(agent_id), None, wait=_NO_WAIT
+    )
     assert handout is not None and handout.task.task_id == made.task_id
     if started:
         await world.fleet.tasks.report_status(

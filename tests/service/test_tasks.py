@@ -18,7 +18,8 @@ from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import FailureReason, ReceiptStatus, TaskState
 from agent_fleet.domain.values import Artifact, Receipt, Source
 from agent_fleet.services.tasks import CreateTask
-from tests.service.world import REPO, FakeForge, World, run
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, run
 
 NOW = timedelta(0)
 
@@ -75,7 +76,7 @@ def test_status_reports_start_fail_or_tell_the_agent_to_stop() -> None:
         first = await world.task("first")
         world.later(1)  # older first
         second = await world.task("second")
-        got = await world.fleet.dequeue.dequeue("w", None, NOW)
+        got = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert got is not None and got.task.task_id == first.task_id
         running, stop = await world.fleet.tasks.report_status(
             first.task_id, "w", got.lease, TaskState.RUNNING, "half way", 0.5
@@ -91,7 +92,7 @@ def test_status_reports_start_fail_or_tell_the_agent_to_stop() -> None:
         assert failed.state is TaskState.FAILED and stop is True
         assert failed.failure is not None and failed.failure.message == "out of memory"
         # A cancelled task: its holder is told to stop, and nothing changes.
-        again = await world.fleet.dequeue.dequeue("w", None, NOW)
+        again = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert again is not None and again.task.task_id == second.task_id
         await world.fleet.tasks.cancel(second.task_id, message="not needed")
         over, stop = await world.fleet.tasks.report_status(
@@ -104,13 +105,13 @@ def test_status_reports_start_fail_or_tell_the_agent_to_stop() -> None:
 
 def test_a_receipt_is_fenced_idempotent_and_checked_with_the_forge() -> None:
     async def scenario() -> None:
-        world = World(forge=FakeForge())
+        world = World(forge=InMemoryForge())
         await world.agent("w")
         source = Source(kind="forgejo", repo=REPO, issue_number=12)
         made = await world.fleet.tasks.create(
             CreateTask(title="t", prompt="p", required_capabilities=(), source=source)
         )
-        got = await world.fleet.dequeue.dequeue("w", None, NOW)
+        got = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert got is not None
         with pytest.raises(InvalidInput):
             await world.fleet.tasks.complete("other", _receipt(made.task_id, got.lease))
@@ -138,9 +139,9 @@ def test_log_chunks_belong_to_the_holders_current_attempt() -> None:
         world = World()
         await world.agent("w")
         made = await world.task(max_retries=1)
-        got = await world.fleet.dequeue.dequeue("w", None, NOW)
+        got = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert got is not None
-        logs = world.fleet.logs
+        logs = world.fleet.task_logs
         assert await logs.append(made.task_id, "w", got.lease, 0, "line one\n") == 9
         assert await logs.append(made.task_id, "w", got.lease, 0, "line one\n") == 9  # resent
         with pytest.raises(NotTaskHolder):
@@ -148,7 +149,7 @@ def test_log_chunks_belong_to_the_holders_current_attempt() -> None:
         await world.fleet.tasks.report_status(
             made.task_id, "w", got.lease, TaskState.RUNNING, None, None
         )
-        await world.fleet.agents.deregister("w")
+        await world.fleet.agents.deregister(await world.fleet.agents.get("w"))
         await world.fleet.tasks.retry(made.task_id)
         with pytest.raises(StaleLease):  # the lost attempt's process writes no more
             await logs.append(made.task_id, "w", got.lease, 9, "late\n")

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from agent_fleet.domain.states import FailureReason, PrState, TaskState
 from agent_fleet.services.webhooks import read_labels
-from tests.service.world import REPO, FakeForge, World, issue, pull, run, under_review
+from agent_fleet.testing import InMemoryForge
+from tests.service.world import REPO, World, issue, pull, run, under_review
 
 NOW = timedelta(0)
 
 
 def world_with_writer() -> World:
-    return World(forge=FakeForge(writers={(REPO, "carol")}))
+    return World(forge=InMemoryForge(writers={(REPO, "carol")}))
 
 
 def test_labels_read_as_capabilities_and_priority() -> None:
@@ -39,7 +40,7 @@ def test_an_issue_becomes_one_task_then_labels_reroute_it_until_it_starts() -> N
         assert (task.required_capabilities, task.priority) == (("docs",), 10)
         # Once an agent started it, labels no longer move it.
         await world.agent("w", caps=("docs",))
-        handout = await world.fleet.dequeue.dequeue("w", None, NOW)
+        handout = await world.fleet.dequeue.dequeue(await world.fleet.agents.get("w"), None, NOW)
         assert handout is not None
         await world.fleet.tasks.report_status(
             made.task_id, "w", handout.lease, TaskState.RUNNING, None, None
@@ -71,7 +72,7 @@ def test_closing_the_issue_or_clearing_its_labels_cancels_its_task() -> None:
 
 def test_only_writers_and_allowed_repos_set_agents_to_work() -> None:
     async def scenario() -> None:
-        world = World(forge=FakeForge(writers={(REPO, "carol")}), allowed_repos=[REPO])
+        world = World(forge=InMemoryForge(writers={(REPO, "carol")}), allowed_repos=[REPO])
         hooks = world.fleet.webhooks
         stranger = await hooks.handle(issue(sender="mallory"), "d-1")
         assert stranger.result == "ignored: mallory has no write access"
@@ -100,7 +101,7 @@ def test_a_merged_pull_request_completes_its_task_and_a_closed_one_fails_it() ->
         assert (done.result, done.task_id) == ("pull request merged", merged)
         assert (await world.get(merged)).state is TaskState.COMPLETED
 
-        other = World(forge=FakeForge(writers={(REPO, "carol")}))
+        other = World(forge=InMemoryForge(writers={(REPO, "carol")}))
         closed = await under_review(other)
         shut = await other.fleet.webhooks.handle(pull(closed, "closed", state="closed"), "d-2")
         assert shut.result == "pull request closed"

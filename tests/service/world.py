@@ -3,7 +3,7 @@ a clock that moves only when told, and a forge that answers from dictionaries.
 
 `InMemoryEventStore` passes the same contract suite as SQLite and PostgreSQL
 (tests/contract), so what a service does here is what it does on a real store; only
-the forge is a stand-in (`FakeForge`, which answers as `ForgejoClient` does: the HTTP
+the forge is a stand-in (`InMemoryForge`, which answers as `ForgejoClient` does: the HTTP
 side of that is tested in tests/unit/test_forgejo_client.py and tests/e2e).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -21,16 +20,14 @@ from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt
-from agent_fleet.forgejo.client import ForgeError
-from agent_fleet.ports import ForgeIssue, ForgePull
+from agent_fleet.ports.forge import IssueEvent, PullRequestEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
-from agent_fleet.testing import InMemoryEventStore, ManualClock
+from agent_fleet.store.signal import AsyncioTaskSignal
+from agent_fleet.testing import InMemoryEventStore, InMemoryForge, ManualClock
 
 T = TypeVar("T")
 REPO = "acme/widgets"
@@ -49,123 +46,19 @@ def run(scenario: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(scenario)
 
 
-@dataclass
-class FakeForge:
-    """The `Forge` port in dictionaries. Issues that do not exist refuse comments (False),
-    like Forgejo's 404; `fail_next` makes the next calls raise `ForgeError` (an outage)."""
-
-    writers: set[tuple[str, str]] = field(default_factory=set)  # (repo, user)
-    pulls: dict[tuple[str, int], ForgePull] = field(default_factory=dict)
-    issues: dict[str, list[ForgeIssue]] = field(default_factory=dict)  # repo → open issues
-    labellers: dict[tuple[str, int], str] = field(default_factory=dict)
-    comments: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-    fail_next: int = 0
-    calls: list[str] = field(default_factory=list)
-
-    def _call(self, what: str) -> None:
-        self.calls.append(what)
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise ForgeError(what, "500 from the forge")
-
-    def open_issue(self, repo: str, number: int, labels: tuple[str, ...], by: str) -> None:
-        issue = ForgeIssue(
-            repo=repo,
-            number=number,
-            title=f"issue {number}",
-            body="the body",
-            url=f"https://forge.example/{repo}/issues/{number}",
-            labels=labels,
-        )
-        self.issues.setdefault(repo, []).append(issue)
-        self.labellers[(repo, number)] = by
-        self.comments.setdefault((repo, number), [])
-
-    def pull(self, repo: str, number: int, branch: str, **state: Any) -> ForgePull:
-        pr = ForgePull(
-            number=number,
-            url=f"https://forge.example/{repo}/pulls/{number}",
-            head_branch=branch,
-            body=state.pop("body", ""),
-            merged=state.pop("merged", False),
-            closed=state.pop("closed", False),
-            head_repo=state.pop("head_repo", repo),
-        )
-        self.pulls[(repo, number)] = pr
-        return pr
-
-    async def can_write(self, repo: str, user: str) -> bool:
-        self._call(f"can_write {repo} {user}")
-        return (repo, user) in self.writers
-
-    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None:
-        self._call(f"pull {repo}#{number}")
-        return self.pulls.get((repo, number))
-
-    async def open_pull_from(self, repo: str, branch: str) -> ForgePull | None:
-        self._call(f"open pull {repo}:{branch}")
-        return next(
-            (
-                pr
-                for (where, _), pr in self.pulls.items()
-                if where == repo
-                and pr.head_branch == branch
-                and pr.head_repo == repo
-                and not pr.closed
-            ),
-            None,
-        )
-
-    async def default_branch(self, repo: str) -> str:
-        self._call(f"default branch {repo}")
-        return "main"
-
-    async def create_pull(
-        self, repo: str, *, head: str, base: str, title: str, body: str
-    ) -> ForgePull:
-        self._call(f"create pull {repo}:{head}")
-        number = 1 + max((n for (where, n) in self.pulls if where == repo), default=99)
-        return self.pull(repo, number, head, body=body)
-
-    async def comment(self, repo: str, number: int, body: str) -> bool:
-        self._call(f"comment {repo}#{number}")
-        if (repo, number) not in self.comments:
-            return False
-        self.comments[(repo, number)].append(body)
-        return True
-
-    async def comment_bodies(self, repo: str, number: int) -> list[str]:
-        self._call(f"comments {repo}#{number}")
-        return list(self.comments.get((repo, number), []))
-
-    async def open_issues(self, repo: str) -> list[ForgeIssue]:
-        self._call(f"issues {repo}")
-        return list(self.issues.get(repo, []))
-
-    async def labelled_by(self, repo: str, number: int, prefix: str) -> str | None:
-        self._call(f"labelled_by {repo}#{number}")
-        return self.labellers.get((repo, number))
-
-    async def repos(self) -> list[str]:
-        self._call("repos")
-        return sorted(self.issues)
-
-    async def close(self) -> None:
-        return None
-
-
 class World:
     """One orchestrator's services; `fleet` is what `agent-fleet serve` assembles."""
 
     def __init__(
         self,
         *,
-        forge: FakeForge | None = None,
+        forge: InMemoryForge | None = None,
         options: FleetOptions = OPTIONS,
         allowed_repos: list[str] | None = None,
         comment_on: frozenset[CommentOn] = frozenset(CommentOn),
+        store: InMemoryEventStore | None = None,
     ) -> None:
-        self.store = InMemoryEventStore()
+        self.store = store or InMemoryEventStore()
         self.clock = ManualClock()
         self.signal = AsyncioTaskSignal()
         self.forge = forge
@@ -262,7 +155,9 @@ async def under_review(world: World) -> str:
     made = await world.fleet.webhooks.handle(issue(), "d-1")
     task_id = str(made.task_id)
     await world.agent("w", caps=("code:python",))
-    handout = await world.fleet.dequeue.dequeue("w", None, timedelta(0))
+    handout = await world.fleet.dequeue.dequeue(
+        await world.fleet.agents.get("w"), None, timedelta(0)
+    )
     assert handout is not None
     assert world.forge is not None
     world.forge.pull(REPO, 13, f"task/{task_id}")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import UnknownAgentType, adapter_for
 from agent_fleet.adapters.base import RunSpec, find_pr_urls
+from agent_fleet.adapters.catalog import UnknownAgentType, adapter_for
 from agent_fleet.adapters.template import TemplateAdapter
 from agent_fleet.domain.errors import InvalidInput
 

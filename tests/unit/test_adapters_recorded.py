@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import judge
+from agent_fleet.adapters.catalog import adapter_for
 from tests.unit.test_adapters import SPEC
 
 FIXTURES = Path(__file__).with_name("fixtures") / "adapters"

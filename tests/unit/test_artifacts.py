@@ -6,9 +6,9 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from agent_fleet.api.schemas import ReceiptBody
-from agent_fleet.artifacts import MAX_EXTRA_FIELDS, MAX_TEXT_CHARS, Artifacts
 from agent_fleet.domain.values import Artifact
 from agent_fleet.hosts.runner import _read_written
+from agent_fleet.wire import MAX_EXTRA_FIELDS, MAX_TEXT_CHARS, Artifacts
 
 ARTIFACTS: TypeAdapter[Artifacts] = TypeAdapter(Artifacts)
 

@@ -18,14 +18,14 @@ from agent_fleet.domain.report import AgentInfo, build_report
 from agent_fleet.domain.states import FailureReason, ReceiptStatus, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source, Usage
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.comments import comment_text
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.rebuild import rebuild
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
@@ -88,7 +88,7 @@ async def run_once(
     fleet: Fleet, agent: str, status: ReceiptStatus, usd: float, tokens: int = 100
 ) -> Task:
     """The agent dequeues one task and ends the attempt with a receipt reporting this usage."""
-    handout = await fleet.dequeue.dequeue(agent, None, timedelta(0))
+    handout = await fleet.dequeue.dequeue(await fleet.agents.get(agent), None, timedelta(0))
     assert handout is not None, "nothing to dequeue"
     receipt = Receipt(
         task_id=handout.task.task_id,
@@ -118,9 +118,9 @@ async def test_a_spent_repository_gets_its_new_tasks_held_until_midnight(
     )
     assert held.hold.until == datetime(2026, 5, 5, tzinfo=UTC)
     assert other.hold is None
-    got = await fleet.dequeue.dequeue("a2", None, timedelta(0))
+    got = await fleet.dequeue.dequeue(await fleet.agents.get("a2"), None, timedelta(0))
     assert got is not None and got.task.task_id == other.task_id  # the held one is passed over
-    assert await fleet.dequeue.dequeue("a1", None, timedelta(0)) is None
+    assert await fleet.dequeue.dequeue(await fleet.agents.get("a1"), None, timedelta(0)) is None
 
     assert await fleet.holds.tick() == 0
     clock.advance(timedelta(hours=3))  # past midnight UTC
@@ -144,7 +144,7 @@ async def test_an_operators_retry_releases_a_held_task_at_once(
     assert released.hold is None and released.attempt == 0
     (event,) = [r.event for r in await store.stream_events(held.task_id)][-1:]
     assert type(event).__name__ == "TaskHoldLifted" and event.actor == "operator"
-    got = await fleet.dequeue.dequeue("a1", None, timedelta(0))
+    got = await fleet.dequeue.dequeue(await fleet.agents.get("a1"), None, timedelta(0))
     assert got is not None and got.task.task_id == held.task_id
 
 
@@ -160,7 +160,8 @@ async def test_receipts_past_the_task_budget_end_its_retries(
     assert after.spend.cost_usd == pytest.approx(1.2) and after.spend.tokens == 200
     await fleet.sweeper.run_due_retries()
     assert (await fleet.tasks.get(task.task_id)).state is TaskState.FAILED
-    task_now, attempts = await fleet.insight.task_spend(task.task_id)
+    spending = await fleet.insight.task_spend(task.task_id)
+    task_now, attempts = spending.task, spending.attempts
     assert [(a.attempt, a.agent_id, a.spend.cost_usd) for a in attempts] == [
         (0, "a1", 0.6),
         (1, "a2", 0.6),

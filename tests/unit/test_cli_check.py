@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import adapter_for
+from agent_fleet.adapters.catalog import adapter_for
 from agent_fleet.worker.cli_check import CliMissing, check_cli
 
 

@@ -13,11 +13,11 @@ from agent_fleet.domain.events import TaskAgentLost, TaskFailed
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, FailureReason, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, HostSlot, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
-from agent_fleet.services.dispatch import SSH_MODES, Dispatcher, Slot
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.services.dispatch import SSH_MODES, Dispatcher
 from agent_fleet.services.tasks import CreateTask, TaskService, new_lease
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 
@@ -73,14 +73,14 @@ class ScriptedHosts:
 
 
 SLOTS = [
-    Slot(
+    HostSlot(
         host_id="a",
         hostname="a.example",
         agent_type="codex",
         capabilities=("code",),
         max_concurrency=2,
     ),
-    Slot(
+    HostSlot(
         host_id="b",
         hostname="b.example",
         agent_type="codex",
@@ -92,6 +92,8 @@ SLOTS = [
 
 def setup(
     exclusive: bool = False,
+    hosts: ScriptedHosts | None = None,
+    slots: list[HostSlot] = SLOTS,
 ) -> tuple[Dispatcher, TaskService, ScriptedHosts, ManualClock, InMemoryEventStore]:
     store = InMemoryEventStore()
     clock = ManualClock()
@@ -102,8 +104,8 @@ def setup(
     )
     ctx = Context(store=store, clock=clock, signal=AsyncioTaskSignal(), options=options)
     tasks = TaskService(ctx)
-    hosts = ScriptedHosts()
-    dispatcher = Dispatcher(ctx, tasks, hosts, SLOTS, keep_failed_days=7, exclusive=exclusive)
+    hosts = hosts or ScriptedHosts()
+    dispatcher = Dispatcher(ctx, tasks, hosts, slots, keep_failed_days=7, exclusive=exclusive)
     return dispatcher, tasks, hosts, clock, store
 
 
@@ -118,8 +120,8 @@ async def place_one(dispatcher: Dispatcher, tasks: TaskService) -> str:
     """Slots registered, one ssh_cli task created, placed and launched."""
     await dispatcher.register_slots()
     task_id = await new(tasks)
-    await dispatcher.dispatch()
-    await dispatcher.drain_launches()
+    async with dispatcher.launching():
+        await dispatcher.dispatch()
     return task_id
 
 
@@ -128,8 +130,8 @@ def test_tasks_go_to_the_least_loaded_slot_and_start() -> None:
         dispatcher, tasks, hosts, _, _ = setup()
         await dispatcher.register_slots()
         ids = [await new(tasks) for _ in range(3)]
-        assert await dispatcher.dispatch() == 3
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            assert await dispatcher.dispatch() == 3
         placed = sorted(o.agent_id for o in hosts.launched)
         assert placed == ["a/codex", "a/codex", "b/codex"] or placed == [
             "a/codex",
@@ -149,22 +151,22 @@ def test_a_refusing_host_fails_the_launch_with_dispatch_error_and_is_backed_off(
         await dispatcher.register_slots()
         hosts.down.add("a")
         task_id = await new(tasks)
-        await dispatcher.dispatch()  # "a" is first (a tie broken by id) and refuses
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            await dispatcher.dispatch()  # "a" is first (a tie broken by id) and refuses
         task = await tasks.get(task_id)
         assert task.state is TaskState.CREATED and task.attempt == 1  # retried at once
         failed = [e.event for e in await tasks.events(task_id) if isinstance(e.event, TaskFailed)]
         assert [f.reason for f in failed] == [FailureReason.DISPATCH_ERROR]
         # While "a" is backed off, its slots are skipped: the retry goes to "b".
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            await dispatcher.dispatch()
         assert [o.agent_id for o in hosts.launched] == ["b/codex"]
         # After the backoff, "a" is tried again (and is fine now).
         hosts.down.clear()
         clock.advance(timedelta(seconds=5))
         other = await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            await dispatcher.dispatch()
         assert hosts.launched[-1].key.task_id == other
         assert hosts.launched[-1].agent_id == "a/codex"
 
@@ -216,7 +218,8 @@ def test_pull_only_tasks_are_never_placed_on_hosts() -> None:
         dispatcher, tasks, hosts, _, _ = setup()
         await dispatcher.register_slots()
         await new(tasks, ExecutionMode.HTTP_PULL)
-        assert await dispatcher.dispatch() == 0
+        async with dispatcher.launching():
+            assert await dispatcher.dispatch() == 0
         assert hosts.launched == []
 
     asyncio.run(scenario())

@@ -4,12 +4,12 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent_fleet.api.app import create_app
 from agent_fleet.api.auth import AuthConfig
+from agent_fleet.app import create_app
 from agent_fleet.config import Settings
 from agent_fleet.services.context import Context
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

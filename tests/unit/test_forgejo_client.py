@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.states import PrState
-from agent_fleet.forgejo.client import ForgeError, ForgejoClient
+from agent_fleet.forgejo.client import ForgejoClient
 from tests.paths import WEBHOOKS
 from tests.swagger_check import operation_for, request_problems
 

@@ -11,7 +11,7 @@ import pytest
 
 from agent_fleet.domain.errors import PullRequestRefused
 from agent_fleet.forgejo.client import ForgejoClient
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports.forge import ForgePull
 from tests.paths import WEBHOOKS
 from tests.swagger_check import operation_for, request_problems, response_problems
 

@@ -8,7 +8,8 @@ import pytest
 
 from agent_fleet.domain.errors import InvalidInput, Unauthorized
 from agent_fleet.forgejo import webhooks as fw
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent, read_labels
+from agent_fleet.ports.forge import IssueEvent, PullRequestEvent
+from agent_fleet.services.webhooks import read_labels
 from tests.paths import WEBHOOKS
 
 FIXTURES = WEBHOOKS

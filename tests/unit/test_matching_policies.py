@@ -1,16 +1,25 @@
 """Routing and time policies."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent_fleet.domain.matching import QueuedTask, Slot, can_serve, next_task_for, pick_slot
-from agent_fleet.domain.policies import RetryPolicy, is_stale, is_timed_out, should_auto_retry
+from agent_fleet.domain.matching import Capacity, can_serve, least_loaded, next_task_for
+from agent_fleet.domain.policies import RetryPolicy, is_timed_out, should_auto_retry
 from agent_fleet.domain.states import FailureReason
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def slot(agent: str, caps: tuple[str, ...], running: int, max_c: int) -> Slot:
-    return Slot(agent_id=agent, capabilities=caps, running=running, max_concurrency=max_c)
+@dataclass(frozen=True)
+class QueuedTask:
+    task_id: str
+    priority: int
+    created_at: datetime
+    required_capabilities: tuple[str, ...]
+
+
+def slot(agent: str, running: int, max_c: int) -> Capacity:
+    return Capacity(agent_id=agent, running=running, max_concurrency=max_c)
 
 
 def test_capabilities_must_all_be_present() -> None:
@@ -19,17 +28,15 @@ def test_capabilities_must_all_be_present() -> None:
     assert not can_serve(["a"], ["a", "b"])
 
 
-def test_least_loaded_matching_slot_wins() -> None:
+def test_the_least_loaded_agent_with_room_goes_first() -> None:
     slots = [
-        slot("busy", ("py",), 1, 2),  # load 0.5
-        slot("idle", ("py",), 0, 1),  # load 0.0
-        slot("wrong", ("rust",), 0, 9),
-        slot("full", ("py",), 3, 3),
+        slot("busy", 1, 2),  # load 0.5
+        slot("idle-b", 0, 1),  # load 0.0
+        slot("idle-a", 0, 9),  # load 0.0, a lower id
+        slot("full", 3, 3),
     ]
-    chosen = pick_slot(["py"], slots)
-    assert chosen is not None and chosen.agent_id == "idle"
-    assert pick_slot(["go"], slots) is None
-    assert pick_slot(["py"], [slots[3]]) is None
+    assert [s.agent_id for s in least_loaded(slots)] == ["idle-a", "idle-b", "busy"]
+    assert least_loaded([slots[3]]) == []
 
 
 def test_priority_then_age() -> None:
@@ -57,5 +64,3 @@ def test_retry_timeout_and_staleness() -> None:
     assert not is_timed_out(T0, timedelta(seconds=60), T0 + timedelta(seconds=60))
     assert is_timed_out(T0, timedelta(seconds=60), T0 + timedelta(seconds=61))
     assert not is_timed_out(None, timedelta(seconds=1), T0)
-    assert not is_stale(T0, timedelta(seconds=10), 3, T0 + timedelta(seconds=30))
-    assert is_stale(T0, timedelta(seconds=10), 3, T0 + timedelta(seconds=31))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import RunSpec
+from agent_fleet.adapters.catalog import adapter_for
 from agent_fleet.adapters.claude import ClaudeAdapter
 from agent_fleet.adapters.codex import CodexAdapter
 from agent_fleet.bootstrap import agent_type_adapter

@@ -3,7 +3,6 @@ webhook may move the task with, and the receipt checks, each written as the atta
 failure it prevents. Real services on a real SQLite store; the forge is an in-memory one."""
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,22 +10,21 @@ from typing import Any
 
 import pytest
 
-from agent_fleet.domain.errors import PullRequestRefused
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Artifact, Receipt, Source
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports.forge import ForgePull, IssueEvent, PullRequestEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import references_issue
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
+from agent_fleet.testing import InMemoryForge
 
 REPO = "acme/widgets"
 
@@ -36,70 +34,19 @@ class Clock:
         return datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class Forge:
-    """An in-memory forge: PRs per repo, writers per repo, and a default branch."""
-
-    def __init__(self, writers: set[str] = frozenset({"carol"})) -> None:  # type: ignore[assignment]
-        self.writers = writers
-        self.pulls: dict[str, dict[int, ForgePull]] = {}
-        self.bases: list[str] = []
-        self.numbers = itertools.count(100)
-        self.refuse: str | None = None
-
-    async def can_write(self, repo: str, user: str) -> bool:
-        return user in self.writers
-
-    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None:
-        return self.pulls.get(repo, {}).get(number)
-
-    async def open_pull_from(self, repo: str, branch: str) -> ForgePull | None:
-        return next(
-            (
-                p
-                for p in self.pulls.get(repo, {}).values()
-                if p.head_branch == branch and p.head_repo == repo and not p.closed
-            ),
-            None,
-        )
-
-    async def default_branch(self, repo: str) -> str:
-        return "main"
-
-    async def create_pull(
-        self, repo: str, *, head: str, base: str, title: str, body: str
-    ) -> ForgePull:
-        if self.refuse:
-            raise PullRequestRefused(repo, self.refuse)
-        self.bases.append(base)
-        return self.add(repo, next(self.numbers), head, body=body)
-
-    def add(
-        self, repo: str, number: int, branch: str, head_repo: str = REPO, body: str = ""
-    ) -> ForgePull:
-        pr = ForgePull(
-            number=number,
-            url=f"https://f.example/{repo}/pulls/{number}",
-            head_branch=branch,
-            body=body,
-            merged=False,
-            closed=False,
-            head_repo=head_repo,
-        )
-        self.pulls.setdefault(repo, {})[number] = pr
-        return pr
-
-    async def close(self) -> None:
-        return None
+def carols_forge() -> InMemoryForge:
+    """An in-memory forge where carol may write."""
+    return InMemoryForge(writers={(REPO, "carol")})
 
 
-Scenario = Callable[[Fleet, Forge], Awaitable[Any]]
+Scenario = Callable[[Fleet, InMemoryForge], Awaitable[Any]]
 
 
-def run(tmp_path: Path, scenario: Scenario, forge: Forge | None = None) -> Any:
+def run(tmp_path: Path, scenario: Scenario, forge: InMemoryForge | None = None) -> Any:
     async def main() -> Any:
         store = SqliteEventStore(tmp_path / "fleet.db")
         await store.migrate()
-        the_forge = forge or Forge()
+        the_forge = forge or carols_forge()
         ctx = Context(
             store=store,
             clock=Clock(),
@@ -141,7 +88,7 @@ async def take(fleet: Fleet, agent: str = "a") -> tuple[str, str]:
             agent_id=agent, agent_type="x", hostname=None, capabilities=("code",), max_concurrency=1
         )
     )
-    handout = await fleet.dequeue.dequeue(agent, None, timedelta(0))
+    handout = await fleet.dequeue.dequeue(await fleet.agents.get(agent), None, timedelta(0))
     assert handout is not None
     return handout.task.task_id, handout.lease
 
@@ -184,14 +131,14 @@ def pr_event(task_id: str, number: int, **changes: Any) -> PullRequestEvent:
 
 
 def test_a_pushed_branch_becomes_one_pr_that_closes_the_issue(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> tuple[Task, list[ForgePull]]:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> tuple[Task, list[ForgePull]]:
         await issue_task(fleet, number=7)
         task_id, lease = await take(fleet)
         done = await fleet.tasks.complete(
             task_id,
             receipt(task_id, lease, *pushed(task_id, "src/export.py", "tests/test_export.py")),
         )
-        return done, list(forge.pulls[REPO].values())
+        return done, [pr for (repo, _), pr in forge.pulls.items() if repo == REPO]
 
     done, pulls = run(tmp_path, scenario)
     assert done.state.value == "review_pending"
@@ -203,7 +150,7 @@ def test_a_pushed_branch_becomes_one_pr_that_closes_the_issue(tmp_path: Path) ->
 
 
 def test_a_crash_between_creating_and_recording_the_pr_opens_no_second_one(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> tuple[Task, int]:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> tuple[Task, int]:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         the_receipt = receipt(task_id, lease, *pushed(task_id, "a.py"))
@@ -211,14 +158,14 @@ def test_a_crash_between_creating_and_recording_the_pr_opens_no_second_one(tmp_p
         # The first delivery created the PR, then the server died before recording it.
         await PullRequestOpener(forge).open_for(task, the_receipt)
         done = await fleet.tasks.complete(task_id, the_receipt)  # the agent delivers again
-        return done, len(forge.pulls[REPO])
+        return done, sum(repo == REPO for repo, _ in forge.pulls)
 
     done, count = run(tmp_path, scenario)
     assert count == 1 and done.state.value == "review_pending"
 
 
 def test_a_review_round_pushes_to_the_same_pr_and_opens_none(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> tuple[Task, int]:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> tuple[Task, int]:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         first = await fleet.tasks.complete(
@@ -231,17 +178,17 @@ def test_a_review_round_pushes_to_the_same_pr_and_opens_none(tmp_path: Path) -> 
         again = await fleet.tasks.complete(
             task_id, receipt(task_id, lease2, *pushed(task_id, "t.py"))
         )
-        return again, len(forge.pulls[REPO])
+        return again, sum(repo == REPO for repo, _ in forge.pulls)
 
     again, count = run(tmp_path, scenario)
     assert again.state.value == "review_pending" and count == 1
 
 
 def test_a_pr_the_forge_refuses_fails_the_attempt_with_its_reason(tmp_path: Path) -> None:
-    forge = Forge()
+    forge = carols_forge()
     forge.refuse = "HTTP 404: The target couldn't be found."
 
-    async def scenario(fleet: Fleet, _: Forge) -> Task:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> Task:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         return await fleet.tasks.complete(task_id, receipt(task_id, lease, *pushed(task_id)))
@@ -258,7 +205,7 @@ def test_a_pr_the_forge_refuses_fails_the_attempt_with_its_reason(tmp_path: Path
 def test_an_issue_task_whose_run_changed_nothing_fails_no_changes_and_retries(
     tmp_path: Path,
 ) -> None:
-    async def scenario(fleet: Fleet, _: Forge) -> Task:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> Task:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         return await fleet.tasks.complete(task_id, receipt(task_id, lease, summary="all good"))
@@ -270,7 +217,7 @@ def test_an_issue_task_whose_run_changed_nothing_fails_no_changes_and_retries(
 
 
 def test_a_task_without_a_repo_completes_with_no_artifacts(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, _: Forge) -> Task:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> Task:
         await fleet.tasks.create(CreateTask(title="t", prompt="p", required_capabilities=("code",)))
         task_id, lease = await take(fleet)
         return await fleet.tasks.complete(
@@ -284,7 +231,7 @@ def test_a_task_without_a_repo_completes_with_no_artifacts(tmp_path: Path) -> No
 
 
 def test_a_fork_pr_on_the_task_branch_closed_by_a_stranger_changes_nothing(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> list[Any]:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> list[Any]:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         mine = await fleet.tasks.complete(
@@ -313,7 +260,7 @@ def test_a_fork_pr_on_the_task_branch_closed_by_a_stranger_changes_nothing(tmp_p
 
 
 def test_a_pr_merged_in_another_repository_is_ignored(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, _: Forge) -> tuple[str, str]:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> tuple[str, str]:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         await fleet.tasks.complete(task_id, receipt(task_id, lease, *pushed(task_id, "a.py")))
@@ -329,7 +276,7 @@ def test_a_pr_merged_in_another_repository_is_ignored(tmp_path: Path) -> None:
 
 
 def test_only_writers_close_the_tasks_pr_and_only_its_pr_counts(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, _: Forge) -> list[str]:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> list[str]:
         await issue_task(fleet)
         task_id, lease = await take(fleet)
         mine = await fleet.tasks.complete(
@@ -375,10 +322,10 @@ def test_issue_references_match_whole_references(text: str, refers: bool) -> Non
 
 
 def test_a_pr_mentioning_issue_12_is_not_accepted_for_issue_1(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> Task:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> Task:
         await issue_task(fleet, number=1)
         task_id, lease = await take(fleet)
-        forge.add(REPO, 50, "feature/unrelated", body="Fixes #12")
+        forge.pull(REPO, 50, "feature/unrelated", body="Fixes #12")
         pr = Artifact(type="pr", url=f"https://f.example/{REPO}/pulls/50")
         return await fleet.tasks.complete(task_id, receipt(task_id, lease, pr))
 
@@ -387,10 +334,10 @@ def test_a_pr_mentioning_issue_12_is_not_accepted_for_issue_1(tmp_path: Path) ->
 
 
 def test_a_forks_pr_from_a_branch_named_like_the_tasks_is_not_the_tasks(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, forge: Forge) -> Task:
+    async def scenario(fleet: Fleet, forge: InMemoryForge) -> Task:
         await issue_task(fleet, number=1)
         task_id, lease = await take(fleet)
-        forge.add(REPO, 51, f"task/{task_id}", head_repo="mallory/widgets")
+        forge.pull(REPO, 51, f"task/{task_id}", head_repo="mallory/widgets")
         pr = Artifact(type="pr", url=f"https://f.example/{REPO}/pulls/51")
         return await fleet.tasks.complete(task_id, receipt(task_id, lease, pr))
 
@@ -400,7 +347,7 @@ def test_a_forks_pr_from_a_branch_named_like_the_tasks_is_not_the_tasks(tmp_path
 
 
 def test_an_api_task_naming_a_repo_gets_its_pr_checked_too(tmp_path: Path) -> None:
-    async def scenario(fleet: Fleet, _: Forge) -> Task:
+    async def scenario(fleet: Fleet, _: InMemoryForge) -> Task:
         await fleet.tasks.create(
             CreateTask(
                 title="t", prompt="p", required_capabilities=("code",), source=Source(repo=REPO)

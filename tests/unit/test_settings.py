@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel
 
 from agent_fleet.config import ConfigError, Settings, load_settings
-from agent_fleet.config_keys import ORIGINAL_IGNORED, check_keys
-from agent_fleet.config_render import redacted, render_toml
+from agent_fleet.config.keys import ORIGINAL_IGNORED, check_keys
+from agent_fleet.config.render import redacted, render_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,6 @@ def test_embedded_defaults() -> None:
     s = loaded.settings
     assert (s.server.bind, s.server.port) == ("127.0.0.1", 9090)
     assert s.store_url == "sqlite:///data/agent-fleet.db"
-    assert s.heartbeat_timeout_secs == 90
     assert loaded.warnings == [] and loaded.source is None
 
 

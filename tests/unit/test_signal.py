@@ -4,8 +4,8 @@ import asyncio
 
 from agent_fleet.domain.matching import Appetite, Opening
 from agent_fleet.domain.states import ExecutionMode
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
+from agent_fleet.store.signal import AsyncioTaskSignal
 
 PULL = frozenset({ExecutionMode.UNDECIDED, ExecutionMode.HTTP_PULL})
 PYTHON = Opening(frozenset({"py"}), ExecutionMode.UNDECIDED)

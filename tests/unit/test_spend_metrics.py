@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
+from agent_fleet.adapters.catalog import BUILT_IN
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import ReceiptStatus
@@ -14,8 +15,8 @@ from agent_fleet.domain.values import Receipt, Usage
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +30,7 @@ def samples(metrics: FleetMetrics, name: str) -> dict[str, float]:
 
 async def test_spend_is_counted_by_agent_type_with_a_fixed_label_set() -> None:
     metrics = FleetMetrics()
-    metrics.allow_agent_types(["my-agent"])
+    metrics.allow_agent_types([*BUILT_IN, "my-agent"])  # as bootstrap does
     ctx = Context(
         store=InMemoryEventStore(),
         clock=ManualClock(),
@@ -57,7 +58,7 @@ async def test_spend_is_counted_by_agent_type_with_a_fixed_label_set() -> None:
         ]
     ):
         await fleet.tasks.create(CreateTask(title=f"t{n}", prompt="p", required_capabilities=()))
-        handout = await fleet.dequeue.dequeue(agent_id, None, timedelta(0))
+        handout = await fleet.dequeue.dequeue(await fleet.agents.get(agent_id), None, timedelta(0))
         assert handout is not None
         receipt = Receipt(
             task_id=handout.task.task_id,

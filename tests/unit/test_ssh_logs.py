@@ -8,14 +8,14 @@ from datetime import timedelta
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ExecutionMode, TaskState
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, HostSlot, RunKey, RunOrder, RunPhase, RunResult
 from agent_fleet.services.context import Context, FleetOptions
-from agent_fleet.services.dispatch import Dispatcher, Slot
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.services.dispatch import Dispatcher
 from agent_fleet.services.tasks import CreateTask, TaskService
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
-SLOT = Slot(host_id="h", hostname="h", agent_type="x", capabilities=(), max_concurrency=1)
+SLOT = HostSlot(host_id="h", hostname="h", agent_type="x", capabilities=(), max_concurrency=1)
 
 
 class GrowingLog:
@@ -64,8 +64,8 @@ def test_a_run_printing_its_lease_split_across_passes_keeps_every_line() -> None
             CreateTask(title="t", prompt="p", required_capabilities=(),
                        execution_mode=ExecutionMode.SSH_CLI)
         )  # fmt: skip
-        assert await dispatcher.dispatch() == 1
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            assert await dispatcher.dispatch() == 1
         order = host.orders[0]
         lease = order.lease.encode()
         log = host.files[order.key]

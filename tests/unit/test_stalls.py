@@ -15,7 +15,7 @@ from agent_fleet.domain.states import FailureReason, ReceiptStatus
 from agent_fleet.domain.task import accept_receipt
 from agent_fleet.execution.process import AgentProcess
 from agent_fleet.execution.stall import IdleWatch
-from agent_fleet.ports import HostRun, RunKey, RunPhase
+from agent_fleet.ports.hosts import HostRun, RunKey, RunPhase
 from agent_fleet.services.stalls import ProgressClock
 from agent_fleet.testing import EPOCH
 from tests.unit.test_dispatcher import SLOTS, ScriptedHosts, new, setup
@@ -87,17 +87,17 @@ class LoggingHosts(ScriptedHosts):
         return any(line and b"notice" not in line for line in output.splitlines())
 
 
+IDLE_5_MINUTES = [dataclasses.replace(s, idle_timeout=timedelta(minutes=5)) for s in SLOTS]
+
+
 def test_the_dispatcher_stops_a_stalled_run_and_fails_it_stalled() -> None:
     async def scenario() -> None:
-        dispatcher, tasks, _, clock, store = setup()
-        hosts = LoggingHosts()
-        dispatcher._runs = hosts  # the same dispatcher, watching logs that grow
-        slots = [dataclasses.replace(s, idle_timeout=timedelta(minutes=5)) for s in SLOTS]
-        dispatcher._slots = slots
+        hosts = LoggingHosts()  # the dispatcher watches logs that grow
+        dispatcher, tasks, _, clock, store = setup(hosts=hosts, slots=IDLE_5_MINUTES)
         await dispatcher.register_slots()
         task_id = await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            await dispatcher.dispatch()
         (order,) = hosts.launched
         key = order.key
         clock.advance(timedelta(minutes=2))  # past the claim's grace: surveys count now
@@ -122,16 +122,12 @@ def test_the_dispatcher_stops_a_stalled_run_and_fails_it_stalled() -> None:
 
 def test_a_run_that_keeps_progressing_is_not_stopped() -> None:
     async def scenario() -> None:
-        dispatcher, tasks, _, clock, _ = setup()
         hosts = LoggingHosts()
-        dispatcher._runs = hosts
-        dispatcher._slots = [
-            dataclasses.replace(s, idle_timeout=timedelta(minutes=5)) for s in SLOTS
-        ]
+        dispatcher, tasks, _, clock, _ = setup(hosts=hosts, slots=IDLE_5_MINUTES)
         await dispatcher.register_slots()
         await new(tasks)
-        await dispatcher.dispatch()
-        await dispatcher.drain_launches()
+        async with dispatcher.launching():
+            await dispatcher.dispatch()
         key = hosts.launched[0].key
         hosts.runs[key] = HostRun(key, RunPhase.ALIVE, None, 0)
         for step in range(10):

@@ -30,13 +30,6 @@ POLICY = RetryPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(secon
 A = AgentId("agent-a")
 
 
-def fold(task: t.Task | None, events: list[t.TaskEvent]) -> t.Task:
-    for event in events:
-        task = t.evolve(task, event)
-    assert task is not None
-    return task
-
-
 def new(max_retries: int = 2) -> t.Task:
     spec = t.NewTask(
         task_id=TaskId("t1"),
@@ -46,12 +39,12 @@ def new(max_retries: int = 2) -> t.Task:
         max_retries=max_retries,
         timeout_secs=60,
     )
-    return fold(None, t.create(spec, T0, "op"))
+    return t.after(None, t.create(spec, T0, "op"))
 
 
 def held(state: TaskState = TaskState.RUNNING, max_retries: int = 2) -> t.Task:
-    task = fold(new(max_retries), t.assign(new(max_retries), A, None, Lease("L1"), T0, "a"))
-    return fold(task, t.start(task, T0, "a")) if state is TaskState.RUNNING else task
+    task = t.after(new(max_retries), t.assign(new(max_retries), A, None, Lease("L1"), T0, "a"))
+    return t.after(task, t.start(task, T0, "a")) if state is TaskState.RUNNING else task
 
 
 def receipt(status: ReceiptStatus, *, pr: bool = False, lease: str = "L1") -> Receipt:
@@ -95,12 +88,12 @@ def test_retry_policy_stops_at_max_retries_and_never_for_pr_closed() -> None:
 
 
 def test_retry_opens_the_next_attempt() -> None:
-    failed = fold(held(), t.fail(held(), FailureReason.ERROR, "x", T0, "a", POLICY))
+    failed = t.after(held(), t.fail(held(), FailureReason.ERROR, "x", T0, "a", POLICY))
     assert not t.is_retry_due(failed, T0 + timedelta(seconds=9))
     assert t.is_retry_due(failed, T0 + timedelta(seconds=10))
     [retried] = t.retry(failed, T0, "loop", manual=False)
     assert isinstance(retried, TaskRetried) and retried.attempt == 1
-    again = fold(failed, [retried])
+    again = t.after(failed, [retried])
     assert (again.state, again.attempt, again.agent_id, again.lease, again.failure) == (
         TaskState.CREATED,
         1,
@@ -125,14 +118,14 @@ def test_fencing_refuses_old_leases_and_other_agents() -> None:
 
 
 def test_pr_merge_completes_and_close_fails() -> None:
-    review = fold(
+    review = t.after(
         held(), t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED, pr=True), T0, "a", POLICY)
     )
     merged = PullRequest(url="https://f.example/o/r/pulls/12", number=12, state=PrState.MERGED)
-    done = fold(review, t.update_pr(review, merged, T0, "hook", POLICY))
+    done = t.after(review, t.update_pr(review, merged, T0, "hook", POLICY))
     assert done.state is TaskState.COMPLETED and done.pr == merged
     closed = replace(merged, state=PrState.CLOSED)
-    failed = fold(review, t.update_pr(review, closed, T0, "hook", POLICY))
+    failed = t.after(review, t.update_pr(review, closed, T0, "hook", POLICY))
     assert failed.state is TaskState.FAILED and failed.retry_at is None
     assert failed.failure is not None and failed.failure.reason is FailureReason.PR_CLOSED
     assert t.update_pr(done, merged, T0, "hook", POLICY) == []  # nothing new
@@ -141,38 +134,38 @@ def test_pr_merge_completes_and_close_fails() -> None:
 def test_a_pr_seen_before_the_receipt_makes_the_receipt_a_review() -> None:
     running = held()
     opened = PullRequest(url="https://f.example/o/r/pulls/7", number=7, state=PrState.OPEN)
-    with_pr = fold(running, t.update_pr(running, opened, T0, "hook", POLICY))
+    with_pr = t.after(running, t.update_pr(running, opened, T0, "hook", POLICY))
     assert with_pr.state is TaskState.RUNNING and with_pr.pr == opened  # still working
     [review] = t.accept_receipt(with_pr, receipt(ReceiptStatus.COMPLETED), T0, "a", POLICY)
     assert isinstance(review, TaskReviewPending) and review.pr == opened
     closed = replace(opened, state=PrState.CLOSED)
-    with_closed = fold(running, t.update_pr(running, closed, T0, "hook", POLICY))
+    with_closed = t.after(running, t.update_pr(running, closed, T0, "hook", POLICY))
     [done] = t.accept_receipt(with_closed, receipt(ReceiptStatus.COMPLETED), T0, "a", POLICY)
     assert isinstance(done, TaskCompleted)  # a closed PR is not one to review
 
 
 def test_a_review_sends_the_task_back_on_its_pr_until_rounds_run_out() -> None:
-    review = fold(
+    review = t.after(
         held(), t.accept_receipt(held(), receipt(ReceiptStatus.COMPLETED, pr=True), T0, "a", POLICY)
     )
     [back] = t.send_back(review, "fix the tests", T0, "hook", max_rounds=1)
-    again = fold(review, [back])
+    again = t.after(review, [back])
     assert again.state is TaskState.CREATED and again.attempt == 1
     assert again.prompt == "fix the tests" and again.pr == review.pr  # same branch, same PR
     assert again.review_rounds == 1
     with pytest.raises(InvalidTransition):
         t.send_back(again, "more", T0, "hook", max_rounds=1)  # not under review now
     # Back under review (the agent pushed; its receipt names no PR): no round left.
-    assigned = fold(again, t.assign(again, A, None, Lease("L2"), T0, "a"))
+    assigned = t.after(again, t.assign(again, A, None, Lease("L2"), T0, "a"))
     done = receipt(ReceiptStatus.COMPLETED, lease="L2")
-    reviewing = fold(assigned, t.accept_receipt(assigned, done, T0, "a", POLICY))
+    reviewing = t.after(assigned, t.accept_receipt(assigned, done, T0, "a", POLICY))
     assert reviewing.state is TaskState.REVIEW_PENDING
     assert t.send_back(reviewing, "still wrong", T0, "hook", max_rounds=1) == []
 
 
 def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
     assigned = held(TaskState.ASSIGNED)
-    rerouted = fold(assigned, t.reroute(assigned, ("b",), 5, T0, "hook"))
+    rerouted = t.after(assigned, t.reroute(assigned, ("b",), 5, T0, "hook"))
     assert (rerouted.state, rerouted.required_capabilities, rerouted.agent_id) == (
         TaskState.CREATED,
         ("b",),
@@ -182,8 +175,8 @@ def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
     with pytest.raises(InvalidTransition):
         t.reroute(held(), ("b",), 0, T0, "hook")
     for task in (new(), assigned, held()):
-        assert fold(task, t.cancel(task, "stop", T0, "op")).state is TaskState.CANCELLED
-    cancelled = fold(new(), t.cancel(new(), "stop", T0, "op"))
+        assert t.after(task, t.cancel(task, "stop", T0, "op")).state is TaskState.CANCELLED
+    cancelled = t.after(new(), t.cancel(new(), "stop", T0, "op"))
     with pytest.raises(InvalidTransition, match="it is cancelled"):
         t.cancel(cancelled, "again", T0, "op")
 
@@ -191,21 +184,21 @@ def test_reroute_only_before_start_and_cancel_from_any_live_state() -> None:
 def test_progress_starts_an_assigned_task() -> None:
     assigned = held(TaskState.ASSIGNED)
     events = t.report_progress(assigned, "half", 50.0, T0, "a")
-    after = fold(assigned, events)
+    after = t.after(assigned, events)
     assert after.state is TaskState.RUNNING and after.progress == 50.0
     assert [e.version for e in events] == [3, 4]
 
 
 def _lost_to_our_crash(task: t.Task, now: datetime = T0) -> t.Task:
     """The orchestrator died while launching `task`'s attempt: lost, then retried."""
-    lost = fold(task, t.lose(task, "launch interrupted", now, "d", POLICY, cause=RESTART))
-    return fold(lost, t.retry(lost, now, "policy:auto-retry", manual=False))
+    lost = t.after(task, t.lose(task, "launch interrupted", now, "d", POLICY, cause=RESTART))
+    return t.after(lost, t.retry(lost, now, "policy:auto-retry", manual=False))
 
 
 def _attempt(task: t.Task, lease: str) -> t.Task:
     """The next attempt assigned and started."""
-    task = fold(task, t.assign(task, A, None, Lease(lease), T0, "a"))
-    return fold(task, t.start(task, T0, "a"))
+    task = t.after(task, t.assign(task, A, None, Lease(lease), T0, "a"))
+    return t.after(task, t.start(task, T0, "a"))
 
 
 RESTART = LossCause.ORCHESTRATOR_RESTART
@@ -221,7 +214,7 @@ def test_an_attempt_our_crash_ended_is_retried_at_once_and_does_not_count() -> N
         task = _lost_to_our_crash(task)
         assert (task.state, task.attempt, task.free_attempts) == (TaskState.CREATED, n, n)
         assert task.counted_attempts == 0
-        task = fold(task, t.assign(task, A, None, Lease(f"L{n + 1}"), T0, "a"))
+        task = t.after(task, t.assign(task, A, None, Lease(f"L{n + 1}"), T0, "a"))
     # The agent's own failure still counts: with max_retries 0 it is final.
     (failed,) = t.fail(task, FailureReason.ERROR, "boom", T0, "a", POLICY)
     assert isinstance(failed, TaskFailed) and failed.retry_at is None
@@ -232,13 +225,13 @@ def test_the_agents_own_failures_still_count_and_back_off_by_counted_attempts() 
     task = _attempt(task, "L2")  # attempt 1, the first that counts
     (first,) = t.fail(task, FailureReason.ERROR, "boom", T0, "a", POLICY)
     assert isinstance(first, TaskFailed) and first.retry_at == T0 + POLICY.base_delay
-    task = fold(task, [first])
-    task = fold(task, t.retry(task, T0, "loop", manual=False))
+    task = t.after(task, [first])
+    task = t.after(task, t.retry(task, T0, "loop", manual=False))
     task = _attempt(task, "L3")
     (second,) = t.lose(task, "silent", T0, "loop", POLICY)  # an agent gone silent counts
     assert isinstance(second, TaskAgentLost) and second.cause is None
     assert second.retry_at is None  # 2 attempts of its own with max_retries 1: done
-    assert fold(task, [second]).free_attempts == 1
+    assert t.after(task, [second]).free_attempts == 1
 
 
 def test_free_attempts_are_rebuilt_from_the_events_alone() -> None:
@@ -246,7 +239,7 @@ def test_free_attempts_are_rebuilt_from_the_events_alone() -> None:
 
     def step(task: t.Task | None, events: list[t.TaskEvent]) -> t.Task:
         log.extend(events)
-        return fold(task, events)
+        return t.after(task, events)
 
     task = step(None, t.create(_spec(), T0, "op"))
     for n in range(2):

@@ -23,8 +23,8 @@ from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dequeue import Handout
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
 from agent_fleet.services.tasks import CreateTask
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.testing import InMemoryEventStore, ManualClock
 
 T = TypeVar("T")
@@ -122,9 +122,12 @@ def test_a_task_created_with_many_idle_long_polls_costs_one_claim() -> None:
             await register(f, f"rust-{n}", "rust")
         await register(f, "python", "py")
         polls = [
-            asyncio.create_task(f.dequeue.dequeue(f"rust-{n}", None, WAIT)) for n in range(200)
+            asyncio.create_task(f.dequeue.dequeue(await f.agents.get(f"rust-{n}"), None, WAIT))
+            for n in range(200)
         ]
-        polls.append(asyncio.create_task(f.dequeue.dequeue("python", None, WAIT)))
+        polls.append(
+            asyncio.create_task(f.dequeue.dequeue(await f.agents.get("python"), None, WAIT))
+        )
         await until(lambda: signal.waiting == 201, "every poll in line")
         before = store.claims
         await create(f, "go")  # nobody can take it
@@ -150,9 +153,9 @@ def test_a_long_poll_whose_client_left_takes_nothing_and_passes_its_wake_on() ->
         await register(f, "dead")
         await register(f, "alive")
         gone = asyncio.Event()
-        dead = asyncio.create_task(f.dequeue.dequeue("dead", None, WAIT, gone))
+        dead = asyncio.create_task(f.dequeue.dequeue(await f.agents.get("dead"), None, WAIT, gone))
         await until(lambda: signal.waiting == 1, "the dead agent's poll in line")
-        alive = asyncio.create_task(f.dequeue.dequeue("alive", None, WAIT))
+        alive = asyncio.create_task(f.dequeue.dequeue(await f.agents.get("alive"), None, WAIT))
         await until(lambda: signal.waiting == 2, "both in line")
         gone.set()  # the client hung up; its poll leaves the line at once
         from_dead = await dead
@@ -174,7 +177,7 @@ def test_a_claim_made_as_the_client_left_goes_straight_back() -> None:
         gone = asyncio.Event()
         gone_after_claim = GoneAfterClaim(store, gone)
         f.ctx.store.claim_task = gone_after_claim  # type: ignore[method-assign]
-        handout = await f.dequeue.dequeue("a", None, WAIT, gone)
+        handout = await f.dequeue.dequeue(await f.agents.get("a"), None, WAIT, gone)
         names = [type(r.event).__name__ for r in await store.stream_events(task_id)]
         return handout, names, (await f.tasks.get(task_id)).state
 
@@ -201,9 +204,9 @@ def test_deregistering_ends_the_agents_open_long_poll_without_a_claim() -> None:
     async def scenario() -> tuple[type[BaseException] | None, int, TaskState]:
         f, _, signal, _ = fleet()
         await register(f, "leaving")
-        poll = asyncio.create_task(f.dequeue.dequeue("leaving", None, WAIT))
+        poll = asyncio.create_task(f.dequeue.dequeue(await f.agents.get("leaving"), None, WAIT))
         await until(lambda: signal.waiting == 1, "the poll in line")
-        await f.agents.deregister("leaving")
+        await f.agents.deregister(await f.agents.get("leaving"))
         try:
             await poll
             raised: type[BaseException] | None = None
@@ -220,11 +223,11 @@ def test_the_sweep_takes_back_what_an_absent_agent_holds() -> None:
         f, store, _, clock = fleet()
         await register(f, "a", slots=2)
         first = await create(f)
-        got = await f.dequeue.dequeue("a", None, timedelta(0))
+        got = await f.dequeue.dequeue(await f.agents.get("a"), None, timedelta(0))
         assert got is not None and got.task.task_id == first
         await f.tasks.report_status(first, "a", got.lease, TaskState.RUNNING, None, None)
         second = await create(f)
-        assert await f.dequeue.dequeue("a", None, timedelta(0)) is not None
+        assert await f.dequeue.dequeue(await f.agents.get("a"), None, timedelta(0)) is not None
         # It went offline in a way that left its tasks held (a release that failed).
         agent = await f.agents.get("a")
         await store.append(agent_model.go_offline(agent, "x", clock.now(), "test"))

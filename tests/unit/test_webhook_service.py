@@ -7,18 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from agent_fleet.domain.errors import ForgeError
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.values import Artifact, Receipt
-from agent_fleet.forgejo.client import ForgeError
-from agent_fleet.ports import ForgePull
+from agent_fleet.ports.forge import ForgePull, IssueEvent
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
-from agent_fleet.services.signal import AsyncioTaskSignal
-from agent_fleet.services.webhooks import IssueEvent
+from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
+from agent_fleet.testing import InMemoryForge
+
+REPO = "acme/widgets"
 
 
 class Clock:
@@ -26,25 +28,10 @@ class Clock:
         return datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class FakeForge:
-    """Answers like ForgejoClient.can_write; counts calls to prove the cache."""
-
-    def __init__(self, writers: set[str]) -> None:
-        self.writers = writers
-        self.calls = 0
-
-    async def can_write(self, repo: str, user: str) -> bool:
-        self.calls += 1
-        return user in self.writers
-
-    async def close(self) -> None:
-        return None
-
-
 def issue(sender: str, labels: tuple[str, ...] = ("agent:code:python",)) -> IssueEvent:
     return IssueEvent(
         action="label_updated",
-        repo="acme/widgets",
+        repo=REPO,
         number=12,
         title="t",
         body="b",
@@ -59,7 +46,7 @@ def test_only_writers_trigger_work(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[str], int, int]:
         store = SqliteEventStore(tmp_path / "w.db")
         await store.migrate()
-        forge = FakeForge({"carol"})
+        forge = InMemoryForge(writers={(REPO, "carol")})
         ctx = Context(store=store, clock=Clock(), signal=AsyncioTaskSignal(), forge=forge)
         fleet = Fleet.assemble(ctx)
         results = [
@@ -69,7 +56,7 @@ def test_only_writers_trigger_work(tmp_path: Path) -> None:
         ]
         tasks = await store.count_tasks_by_state()
         await store.close()
-        return results, forge.calls, tasks.get("created", 0)
+        return results, len(forge.calls), tasks.get("created", 0)
 
     results, calls, created = asyncio.run(scenario())
     assert results == ["ignored: mallory has no write access"] * 2 + ["created"]
@@ -77,16 +64,13 @@ def test_only_writers_trigger_work(tmp_path: Path) -> None:
     assert created == 1
 
 
-class ForgeWithPulls(FakeForge):
-    def __init__(self, pulls: dict[int, ForgePull], down: bool = False) -> None:
-        super().__init__({"carol"})
-        self.pulls = pulls
-        self.down = down
-
-    async def pull_request_info(self, repo: str, number: int) -> ForgePull | None:
-        if self.down:
-            raise ForgeError("GET pulls", "HTTP 502")
-        return self.pulls.get(number)
+def forge_with(pulls: dict[int, ForgePull], down: bool = False) -> InMemoryForge:
+    """Carol may write; these PRs exist (`down`: every call fails, an outage)."""
+    return InMemoryForge(
+        writers={(REPO, "carol")},
+        pulls={(REPO, n): pr for n, pr in pulls.items()},
+        fail_next=1_000 if down else 0,
+    )
 
 
 def pull(number: int, branch: str, body: str = "") -> ForgePull:
@@ -101,7 +85,7 @@ def pull(number: int, branch: str, body: str = "") -> ForgePull:
 
 
 def test_receipts_claiming_a_pr_are_checked_with_the_forge(tmp_path: Path) -> None:
-    async def run_case(pr_url: str, forge: ForgeWithPulls) -> tuple[str, str | None]:
+    async def run_case(pr_url: str, forge: InMemoryForge) -> tuple[str, str | None]:
         store = SqliteEventStore(tmp_path / f"r{secrets.token_hex(3)}.db")
         await store.migrate()
         ctx = Context(
@@ -123,7 +107,7 @@ def test_receipts_claiming_a_pr_are_checked_with_the_forge(tmp_path: Path) -> No
                 max_concurrency=1,
             )
         )
-        handout = await fleet.dequeue.dequeue("a", None, timedelta(0))
+        handout = await fleet.dequeue.dequeue(await fleet.agents.get("a"), None, timedelta(0))
         assert handout is not None
         receipt = Receipt(
             task_id=handout.task.task_id,
@@ -139,25 +123,21 @@ def test_receipts_claiming_a_pr_are_checked_with_the_forge(tmp_path: Path) -> No
             await store.close()
 
     wrong_branch = asyncio.run(
-        run_case("https://f.example/acme/widgets/pulls/5", ForgeWithPulls({5: pull(5, "task/x")}))
+        run_case("https://f.example/acme/widgets/pulls/5", forge_with({5: pull(5, "task/x")}))
     )
     assert wrong_branch[0] == "failed" and "not 'task/" in (wrong_branch[1] or "")
     refs_issue = asyncio.run(
         run_case(
             "https://f.example/acme/widgets/pulls/5",
-            ForgeWithPulls({5: pull(5, "x", "Closes #12")}),
+            forge_with({5: pull(5, "x", "Closes #12")}),
         )
     )
     assert refs_issue == ("review_pending", None)
-    missing = asyncio.run(run_case("https://f.example/acme/widgets/pulls/9", ForgeWithPulls({})))
+    missing = asyncio.run(run_case("https://f.example/acme/widgets/pulls/9", forge_with({})))
     assert missing == ("failed", "pull request #9 does not exist")
     elsewhere = asyncio.run(
-        run_case(
-            "https://f.example/evil/repo/pulls/5", ForgeWithPulls({5: pull(5, "x", "Closes #12")})
-        )
+        run_case("https://f.example/evil/repo/pulls/5", forge_with({5: pull(5, "x", "Closes #12")}))
     )
     assert elsewhere[0] == "failed" and "evil/repo" in (elsewhere[1] or "")
     with pytest.raises(ForgeError):
-        asyncio.run(
-            run_case("https://f.example/acme/widgets/pulls/5", ForgeWithPulls({}, down=True))
-        )
+        asyncio.run(run_case("https://f.example/acme/widgets/pulls/5", forge_with({}, down=True)))

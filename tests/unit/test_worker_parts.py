@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from agent_fleet.execution.workspace import safe_name, workspace_for
+from agent_fleet.scrub import Scrubber
 from agent_fleet.worker.outbox import Outbox
-from agent_fleet.worker.scrub import Scrubber
 
 
 def test_scrubber_masks_known_values_and_token_shapes() -> None:

@@ -17,7 +17,7 @@ are there). One line per model reply; the session cost of the last one is the to
 
 import re
 
-from agent_fleet.adapters.base import Outcome, PlainText, RunSpec, find_pr_urls, tail, usage_of
+from agent_fleet.adapters.base import CliOutcome, PlainText, RunSpec, find_pr_urls, tail, usage_of
 from agent_fleet.domain.values import Usage
 
 _COUNT = r"([\d.,]+)\s*([kKmM]?)"
@@ -54,7 +54,7 @@ class AiderAdapter(PlainText):
     def version_argv(self) -> list[str]:
         return ["aider", "--version"]
 
-    def read_outcome(self, output: str, exit_code: int) -> Outcome:
+    def read_outcome(self, output: str, exit_code: int) -> CliOutcome:
         lines = output.splitlines()
         done = [i for i, line in enumerate(lines) if _DONE.match(line.strip())]
         failed = [i for i, line in enumerate(lines) if _FAILED.match(line.strip())]
@@ -64,7 +64,7 @@ class AiderAdapter(PlainText):
         elif not done:
             error = "aider applied no edit and made no commit"
         reply = _reply(lines)
-        return Outcome(
+        return CliOutcome(
             summary="\n".join([*reply, *(lines[i].strip() for i in done)])
             or gave_up
             or tail(output),

@@ -1,4 +1,4 @@
-"""What every agent-CLI adapter builds (an argv) and reads (an Outcome); shared helpers."""
+"""What every agent-CLI adapter builds (an argv) and reads (an CliOutcome); shared helpers."""
 
 import json
 import re
@@ -23,7 +23,7 @@ class RunSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class CliOutcome:
     """What an adapter read from the CLI's output.
 
     `error` is the CLI's own account of a failure: the run failed when it is set, also
@@ -40,7 +40,7 @@ class AgentAdapter(Protocol):
 
     def argv(self, spec: RunSpec) -> list[str]: ...
 
-    def read_outcome(self, output: str, exit_code: int) -> Outcome: ...
+    def read_outcome(self, output: str, exit_code: int) -> CliOutcome: ...
 
     def is_progress(self, line: str) -> bool:
         """Whether one line of output shows the run moving (a retry notice does not)."""
@@ -56,7 +56,7 @@ class AgentAdapter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class RunVerdict:
     """What a run without a receipt of its own amounts to (DESIGN §5)."""
 
     completed: bool
@@ -64,18 +64,18 @@ class Verdict:
     error: str | None
 
 
-def judge(outcome: Outcome, exit_code: int, output: str) -> Verdict:
+def judge(outcome: CliOutcome, exit_code: int, output: str) -> RunVerdict:
     """The CLI's own error fails the run; otherwise exit 0 completes, with the output's
     tail as the summary when the adapter found none; any other exit fails with the exit
     code and tail."""
     summary = outcome.summary or tail(output)
     if outcome.error is not None:
-        return Verdict(completed=False, summary=summary, error=outcome.error)
+        return RunVerdict(completed=False, summary=summary, error=outcome.error)
     if exit_code != 0:
-        return Verdict(
+        return RunVerdict(
             completed=False, summary=summary, error=f"exit code {exit_code}: {tail(output, 1000)}"
         )
-    return Verdict(completed=True, summary=summary, error=None)
+    return RunVerdict(completed=True, summary=summary, error=None)
 
 
 def find_pr_urls(text: str) -> tuple[str, ...]:

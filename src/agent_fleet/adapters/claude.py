@@ -13,7 +13,7 @@ machine is a sandbox: the workspace is the boundary, so we say so.
 from typing import Any
 
 from agent_fleet.adapters.base import (
-    Outcome,
+    CliOutcome,
     RunSpec,
     as_count,
     as_dict,
@@ -54,10 +54,10 @@ class ClaudeAdapter:
             return False
         return not (event.get("type") == "system" and event.get("subtype") == "api_retry")
 
-    def read_outcome(self, output: str, exit_code: int) -> Outcome:
+    def read_outcome(self, output: str, exit_code: int) -> CliOutcome:
         result = _last_result(output)
         if result is None:
-            return Outcome(summary=tail(output), pr_urls=find_pr_urls(output))
+            return CliOutcome(summary=tail(output), pr_urls=find_pr_urls(output))
         is_error = bool(result.get("is_error"))
         text = str(result.get("result") or result.get("subtype") or "")
         usage = as_dict(result.get("usage"))
@@ -66,7 +66,7 @@ class ClaudeAdapter:
         reported_cost = (
             float(cost) if isinstance(cost, int | float) and (cost > 0 or not is_error) else None
         )
-        return Outcome(
+        return CliOutcome(
             summary=text or tail(output),
             pr_urls=find_pr_urls(text),
             usage=_usage(usage, reported_cost),

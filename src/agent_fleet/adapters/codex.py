@@ -17,7 +17,7 @@ Events read:
 from typing import Any, Literal
 
 from agent_fleet.adapters.base import (
-    Outcome,
+    CliOutcome,
     RunSpec,
     as_count,
     as_dict,
@@ -70,7 +70,7 @@ class CodexAdapter:
             return False
         return not (event.get("type") == "error" and _is_retry(event))
 
-    def read_outcome(self, output: str, exit_code: int) -> Outcome:
+    def read_outcome(self, output: str, exit_code: int) -> CliOutcome:
         message: str | None = None
         failure: str | None = None
         last_error: str | None = None
@@ -88,7 +88,7 @@ class CodexAdapter:
                 last_error = _message(event)
         if failure is None and message is None and exit_code != 0 and last_error:
             failure = last_error  # it gave up after its last notice
-        return Outcome(
+        return CliOutcome(
             summary=message or failure or tail(output),
             pr_urls=find_pr_urls(message or output),
             usage=usage_of(

@@ -3,7 +3,7 @@
 import json
 import string
 
-from agent_fleet.adapters.base import Outcome, PlainText, RunSpec, find_pr_urls, tail
+from agent_fleet.adapters.base import CliOutcome, PlainText, RunSpec, find_pr_urls, tail
 from agent_fleet.domain.errors import InvalidInput
 
 PLACEHOLDERS = frozenset({"prompt_file", "workspace", "receipt_file", "task_id", "branch", "repo"})
@@ -39,7 +39,7 @@ class TemplateAdapter(PlainText):
         # Each element stays one argument whatever the values hold.
         return [part.format_map(values) for part in self.command]
 
-    def read_outcome(self, output: str, exit_code: int) -> Outcome:
+    def read_outcome(self, output: str, exit_code: int) -> CliOutcome:
         last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
         try:
             data = json.loads(last)
@@ -47,5 +47,5 @@ class TemplateAdapter(PlainText):
             data = None
         if isinstance(data, dict) and isinstance(data.get("summary"), str):
             urls = [data["pr_url"]] if isinstance(data.get("pr_url"), str) else []
-            return Outcome(summary=data["summary"], pr_urls=tuple(urls) or find_pr_urls(output))
-        return Outcome(summary=tail(output), pr_urls=find_pr_urls(output))
+            return CliOutcome(summary=data["summary"], pr_urls=tuple(urls) or find_pr_urls(output))
+        return CliOutcome(summary=tail(output), pr_urls=find_pr_urls(output))

@@ -2,31 +2,28 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Security
 
-from agent_fleet.api.auth import require_agent, require_registration
-from agent_fleet.api.deps import AuthDep, FleetDep
-from agent_fleet.api.schemas import AgentRef, Capability, HeartbeatBody, RegisterBody
-from agent_fleet.api.views import (
+from agent_fleet.api.auth import AuthDep, Caller, acting_as, may_register, require_agent
+from agent_fleet.api.deps import FleetDep
+from agent_fleet.api.replies import (
     ERRORS,
     AgentList,
-    DeregisterReply,
+    DeregisteredOut,
     HeartbeatReply,
-    Registration,
+    RegistrationOut,
     agent_out,
 )
+from agent_fleet.api.schemas import AgentRef, Capability, HeartbeatBody, RegisterBody
 from agent_fleet.domain.states import AgentMode, AgentStatus
-from agent_fleet.ports import AgentQuery
+from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.agents import RegisterAgent
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 
 
-@router.post("/register")
-async def register(
-    body: RegisterBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> Registration:
-    await require_registration(request, fleet, auth, body.agent_id)
+@router.post("/register", dependencies=[Security(may_register)])
+async def register(body: RegisterBody, fleet: FleetDep) -> RegistrationOut:
     registered = await fleet.agents.register(
         RegisterAgent(
             agent_id=body.agent_id,
@@ -37,13 +34,12 @@ async def register(
             metadata=body.metadata,
         )
     )
-    options = fleet.ctx.options
-    return Registration(
+    return RegistrationOut(
         agent_id=registered.agent.agent_id,
         registry_token=registered.registry_token,
         status=registered.agent.status.value,
-        heartbeat_interval_secs=int(options.heartbeat_interval.total_seconds()),
-        heartbeat_timeout_secs=int(options.heartbeat_timeout.total_seconds()),
+        heartbeat_interval_secs=int(registered.heartbeat_interval.total_seconds()),
+        heartbeat_timeout_secs=int(registered.heartbeat_timeout.total_seconds()),
     )
 
 
@@ -58,11 +54,12 @@ async def heartbeat(
 
 @router.post("/deregister")
 async def deregister(
-    body: AgentRef, request: Request, fleet: FleetDep, auth: AuthDep
-) -> DeregisterReply:
-    await require_agent(request, fleet, auth, body.agent_id, "deregister")
-    agent = await fleet.agents.deregister(body.agent_id)
-    return DeregisterReply(agent_id=agent.agent_id, status=agent.status.value)
+    body: AgentRef,
+    caller: Annotated[Caller, Security(acting_as("deregister", AgentRef))],
+    fleet: FleetDep,
+) -> DeregisteredOut:
+    agent = await fleet.agents.deregister(caller.known())
+    return DeregisteredOut(agent_id=agent.agent_id, status=agent.status.value)
 
 
 @router.get("")
@@ -72,10 +69,5 @@ async def list_agents(
     capability: Annotated[Capability | None, Query()] = None,
     mode: AgentMode | None = None,
 ) -> AgentList:
-    agents = await fleet.agents.find(AgentQuery(status=status, capability=capability, mode=mode))
-    running = await fleet.ctx.store.running_counts()
-    out = []
-    for agent in agents:
-        last = await fleet.ctx.store.last_heartbeat(agent.agent_id)
-        out.append(agent_out(agent, running.get(agent.agent_id, 0), last))
-    return AgentList(agents=out)
+    query = AgentQuery(status=status, capability=capability, mode=mode)
+    return AgentList(agents=[agent_out(a) for a in await fleet.overview.agents(query)])

@@ -21,7 +21,7 @@ from typing import ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from agent_fleet.logs import Tally
+from agent_fleet.log_setup import Tally
 
 #: Descriptors kept for everything that is not a client connection (store files, the
 #: Forgejo and PostgreSQL pools, SSH, logs): at least this many, or a tenth of the limit.

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_fleet.domain import errors as e
-from agent_fleet.forgejo.client import ForgeError
 
 log = structlog.get_logger("agent_fleet.api")
 
@@ -27,7 +26,7 @@ STATUS_TABLE: list[tuple[type[e.FleetError], int, str]] = [
     (e.Unauthorized, 401, "unauthorized"),
     (e.InvalidInput, 422, "invalid_input"),
     (e.StoreError, 503, "store_unavailable"),
-    (ForgeError, 502, "forge_unavailable"),
+    (e.ForgeError, 502, "forge_unavailable"),
 ]
 
 _HTTP_CODES = {

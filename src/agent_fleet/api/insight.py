@@ -1,15 +1,14 @@
 """Read-only insight endpoints: the fleet report behind the charts and `agent-fleet report`,
 and one task's spend by attempt."""
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
 from agent_fleet.api.deps import FleetDep
+from agent_fleet.api.replies import ERRORS, SpendOut, UsageOut, spend_out
 from agent_fleet.api.tasks import TaskIdPath
-from agent_fleet.api.views import ERRORS, SpendOut, UsageOut, spend_out
 from agent_fleet.domain.report import FleetReport
 from agent_fleet.services.insight import window_length
 
@@ -53,24 +52,24 @@ class TaskSpendOut(BaseModel):
 @router.get("/tasks/{task_id}/spend")
 async def task_spend(task_id: TaskIdPath, fleet: FleetDep) -> TaskSpendOut:
     """Usage per attempt and the total across attempts."""
-    task, attempts = await fleet.insight.task_spend(task_id)
-    budget = fleet.ctx.options.retry.budget
+    spending = await fleet.insight.task_spend(task_id)
+    task, budget = spending.task, spending.budget
     return TaskSpendOut(
         task_id=task.task_id,
         spend=spend_out(task.spend),
         budget=BudgetOut(
             max_cost_usd=budget.max_cost_usd,
             max_tokens=budget.max_tokens,
-            overrun=budget.overrun(task.spend),
+            overrun=spending.overrun,
         ),
         attempts=[
             AttemptSpendOut(
                 attempt=a.attempt,
                 agent_id=a.agent_id,
                 host_id=a.host_id,
-                usage=UsageOut(**dataclasses.asdict(a.usage)) if a.usage else None,
+                usage=UsageOut.model_validate(a.usage) if a.usage else None,
                 spend=spend_out(a.spend),
             )
-            for a in attempts
+            for a in spending.attempts
         ],
     )

@@ -20,11 +20,10 @@ from prometheus_client import (
 from prometheus_client import Counter as PromCounter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_fleet.adapters import BUILT_IN
 from agent_fleet.domain.budget import Spend, receipt_of
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.states import TaskState
-from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
 QUEUE_SAMPLE = 5000
@@ -80,8 +79,9 @@ class FleetMetrics:
         self.webhooks = PromCounter(
             "agent_fleet_webhook_deliveries", "Forgejo deliveries by result", ["result"], registry=r
         )
-        # Spend: a fixed label set (known agent types + "other"), since agents name their own.
-        self.agent_types = frozenset(BUILT_IN) | {OTHER_AGENT_TYPE}
+        # Spend: a fixed label set (the agent types bootstrap knows + "other"), since agents
+        # name their own.
+        self.agent_types = frozenset({OTHER_AGENT_TYPE})
         self.tokens = PromCounter(
             "agent_fleet_tokens",
             "Tokens receipts reported, by agent type",
@@ -130,19 +130,17 @@ class FleetMetrics:
         self.dispatch.observe(max(waited_secs, 0.0))
 
     async def refresh(self, fleet: Fleet) -> None:
-        counts = await fleet.ctx.store.count_tasks_by_state()
+        counts = await fleet.overview.task_counts()
         for state in TaskState:
             self.tasks.labels(state=state.value).set(counts.get(state.value, 0))
-        open_tasks = await fleet.ctx.store.list_tasks(
-            TaskQuery(state=TaskState.CREATED, limit=QUEUE_SAMPLE)
-        )
+        open_tasks = await fleet.tasks.find(TaskQuery(state=TaskState.CREATED, limit=QUEUE_SAMPLE))
         needs = Counter(c for t in open_tasks for c in (t.required_capabilities or ("(none)",)))
         shown = dict(needs.most_common(QUEUE_CAPABILITIES_SHOWN))
         rest = sum(needs.values()) - sum(shown.values())
         self.queue.clear()
         for capability, count in (shown | ({"(other)": rest} if rest else {})).items():
             self.queue.labels(capability=capability).set(count)
-        every_agent = await fleet.ctx.store.list_agents(AgentQuery())
+        every_agent = await fleet.agents.find(AgentQuery())
         self._attribute_spend({a.agent_id: a.agent_type for a in every_agent})
         agents = Counter((a.mode.value, a.status.value) for a in every_agent)
         self.agents.clear()

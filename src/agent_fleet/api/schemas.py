@@ -19,10 +19,10 @@ from pydantic import (
 )
 
 from agent_fleet.api.limits import TEXT_LIMITS
-from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.states import ExecutionMode, FailureReason, ReceiptStatus
-from agent_fleet.domain.values import Receipt, Usage
+from agent_fleet.domain.values import Receipt
+from agent_fleet.wire import ReceiptWire
 
 MAX_LIST = 256
 HttpUrlText = Annotated[str, StringConstraints(max_length=2_000, pattern=r"^https?://\S+$")]
@@ -41,10 +41,8 @@ Repo = Annotated[
 ShortText = Annotated[str, StringConstraints(max_length=1_000)]
 LongText = Annotated[str, StringConstraints(max_length=500_000)]
 PRIORITY_NAMES = {"high": 10, "normal": 0, "low": -10}
-#: Seconds, tokens, dollars: generous, but within what every store and JSON reader holds.
+#: Seconds: generous, but within what every store and JSON reader holds.
 MAX_SECONDS = 10 * 365 * 24 * 3600
-MAX_TOKENS = 10**15
-MAX_COST_USD = 10**9
 
 
 def _event_text(value: str) -> str:
@@ -104,17 +102,17 @@ class Body(BaseModel):
         return data
 
 
+class AgentRef(Body):
+    agent_id: Identifier
+
+
 class RegisterBody(Body):
-    agent_id: Identifier | None = None
+    agent_id: Identifier | None = None  # none: the server picks one
     agent_type: Identifier
     hostname: ShortText | None = None
     capabilities: list[Capability] = Field(default_factory=list, max_length=MAX_LIST)
     max_concurrency: int = Field(default=1, ge=1, le=1024)
     metadata: Metadata = Field(default_factory=dict)
-
-
-class AgentRef(Body):
-    agent_id: Identifier
 
 
 class HeartbeatBody(AgentRef):
@@ -182,28 +180,16 @@ class LogChunkBody(AgentRef):
     data: Annotated[str, StringConstraints(max_length=512 * 1024)]
 
 
-class UsageBody(Body):
-    tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    cost_usd: float | None = Field(default=None, ge=0, le=MAX_COST_USD)
-    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    cache_read_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    cache_write_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+class ReceiptBody(AgentRef, ReceiptWire):
+    """A receipt as an agent posts it: the run's account (`wire.ReceiptWire`), who sends
+    it, and its text held to the configured caps."""
 
-    def to_usage(self) -> Usage:
-        return Usage(**self.model_dump())
-
-
-class ReceiptBody(Body):
-    task_id: Identifier | None = None
-    agent_id: Identifier
+    task_id: Identifier | None = None  # the path may name it instead
     lease: LeaseToken | None = None
-    status: ReceiptStatus
+    status: ReceiptStatus  # no default here: a posted receipt says how the run ended
     duration_seconds: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
     summary: EventText = ""
-    artifacts: Artifacts = Field(default_factory=list)
     error: EventText | None = None
-    usage: UsageBody | None = None
     # Why a failed run failed, when the runner knows (`stalled`: no progress for too long).
     reason: Literal["error", "stalled", "no_changes"] | None = None
 
@@ -220,3 +206,9 @@ class ReceiptBody(Body):
             usage=self.usage.to_usage() if self.usage else None,
             reason=FailureReason(self.reason) if self.reason else None,
         )
+
+
+class PostedReceiptBody(ReceiptBody):
+    """`POST /receipts`: the receipt names its task."""
+
+    task_id: Identifier

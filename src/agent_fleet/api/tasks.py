@@ -3,25 +3,16 @@
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response, Security
 
-from agent_fleet.api.auth import require_admin, require_agent
+from agent_fleet.api.auth import Admin, Caller, acting_as
 from agent_fleet.api.cursor import decode_cursor, encode_cursor
-from agent_fleet.api.deps import AuthDep, FleetDep
+from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.disconnect import client_gone
-from agent_fleet.api.schemas import (
-    AssignBody,
-    CreateTaskBody,
-    DequeueBody,
-    Identifier,
-    ReceiptBody,
-    Repo,
-    StatusBody,
-)
-from agent_fleet.api.views import (
+from agent_fleet.api.replies import (
     ERRORS,
     EventList,
-    Handout,
+    HandoutOut,
     StatusReply,
     TaskList,
     TaskOut,
@@ -29,10 +20,20 @@ from agent_fleet.api.views import (
     handout_out,
     task_out,
 )
+from agent_fleet.api.schemas import (
+    AssignBody,
+    CreateTaskBody,
+    DequeueBody,
+    Identifier,
+    PostedReceiptBody,
+    ReceiptBody,
+    Repo,
+    StatusBody,
+)
 from agent_fleet.domain.errors import InvalidInput
 from agent_fleet.domain.states import TaskState
 from agent_fleet.domain.values import Source
-from agent_fleet.ports import TaskQuery
+from agent_fleet.ports.queries import TaskQuery
 from agent_fleet.services.tasks import CreateTask
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=ERRORS)
@@ -68,11 +69,8 @@ async def list_tasks(
     return TaskList(tasks=[task_out(t) for t in page], next_cursor=next_cursor)
 
 
-@router.post("/tasks", status_code=201)
-async def create_task(
-    body: CreateTaskBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
-    require_admin(request, auth)
+@router.post("/tasks", status_code=201, dependencies=[Admin])
+async def create_task(body: CreateTaskBody, fleet: FleetDep) -> TaskOut:
     task = await fleet.tasks.create(
         CreateTask(
             title=body.title,
@@ -90,16 +88,18 @@ async def create_task(
 
 @router.post(
     "/tasks/dequeue",
-    response_model=Handout,
+    response_model=HandoutOut,
     responses={204: {"description": "no task for this agent now"}},
 )
 async def dequeue(
-    body: DequeueBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> Handout | Response:
-    await require_agent(request, fleet, auth, body.agent_id, "dequeue")
+    body: DequeueBody,
+    request: Request,
+    caller: Annotated[Caller, Security(acting_as("dequeue", DequeueBody))],
+    fleet: FleetDep,
+) -> HandoutOut | Response:
     async with client_gone(request) as gone:  # a dead agent's long-poll takes nothing
         handout = await fleet.dequeue.dequeue(
-            body.agent_id, body.capabilities, timedelta(seconds=body.wait_secs), gone
+            caller.known(), body.capabilities, timedelta(seconds=body.wait_secs), gone
         )
     if handout is None:
         return Response(status_code=204)
@@ -131,56 +131,38 @@ async def task_events(
     return EventList(events=[event_out(e) for e in shown], next_cursor=next_cursor)
 
 
-@router.post("/tasks/{task_id}/assign")
-async def assign_task(
-    task_id: TaskIdPath, body: AssignBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
-    require_admin(request, auth)
+@router.post("/tasks/{task_id}/assign", dependencies=[Admin])
+async def assign_task(task_id: TaskIdPath, body: AssignBody, fleet: FleetDep) -> TaskOut:
     return task_out(await fleet.tasks.assign(task_id, body.agent_id))
 
 
-@router.post("/tasks/{task_id}/status")
-async def report_status(
-    task_id: TaskIdPath, body: StatusBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> StatusReply:
-    await require_agent(request, fleet, auth, body.agent_id, "status", task_id)
+@router.post("/tasks/{task_id}/status", dependencies=[Security(acting_as("status", StatusBody))])
+async def report_status(task_id: TaskIdPath, body: StatusBody, fleet: FleetDep) -> StatusReply:
     task, cancel = await fleet.tasks.report_status(
         task_id, body.agent_id, body.lease, TaskState(body.reported), body.message, body.progress
     )
     return StatusReply(task=task_out(task), cancel=cancel)
 
 
-@router.post("/tasks/{task_id}/complete")
-async def complete_task(
-    task_id: TaskIdPath, body: ReceiptBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
+@router.post(
+    "/tasks/{task_id}/complete", dependencies=[Security(acting_as("complete", ReceiptBody))]
+)
+async def complete_task(task_id: TaskIdPath, body: ReceiptBody, fleet: FleetDep) -> TaskOut:
     if body.task_id is not None and body.task_id != task_id:
         raise InvalidInput("task_id", "does not match the task in the path")
-    await require_agent(request, fleet, auth, body.agent_id, "complete", task_id)
     return task_out(await fleet.tasks.complete(task_id, body.to_receipt(task_id)))
 
 
-@router.post("/receipts")
-async def post_receipt(
-    body: ReceiptBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
-    if body.task_id is None:
-        raise InvalidInput("task_id", "Field required")
-    await require_agent(request, fleet, auth, body.agent_id, "complete", body.task_id)
+@router.post("/receipts", dependencies=[Security(acting_as("complete", PostedReceiptBody))])
+async def post_receipt(body: PostedReceiptBody, fleet: FleetDep) -> TaskOut:
     return task_out(await fleet.tasks.complete(body.task_id, body.to_receipt(body.task_id)))
 
 
-@router.post("/tasks/{task_id}/retry")
-async def retry_task(
-    task_id: TaskIdPath, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
-    require_admin(request, auth)
+@router.post("/tasks/{task_id}/retry", dependencies=[Admin])
+async def retry_task(task_id: TaskIdPath, fleet: FleetDep) -> TaskOut:
     return task_out(await fleet.tasks.retry(task_id))
 
 
-@router.post("/tasks/{task_id}/cancel")
-async def cancel_task(
-    task_id: TaskIdPath, request: Request, fleet: FleetDep, auth: AuthDep
-) -> TaskOut:
-    require_admin(request, auth)
+@router.post("/tasks/{task_id}/cancel", dependencies=[Admin])
+async def cancel_task(task_id: TaskIdPath, fleet: FleetDep) -> TaskOut:
     return task_out(await fleet.tasks.cancel(task_id))

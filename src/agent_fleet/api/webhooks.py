@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from agent_fleet.api import metrics
-from agent_fleet.api.views import ERRORS
+from agent_fleet.api.replies import ERRORS
 from agent_fleet.domain.errors import Unauthorized
 from agent_fleet.forgejo import webhooks as forgejo
 

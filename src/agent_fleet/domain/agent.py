@@ -11,6 +11,7 @@ from agent_fleet.domain.events import (
     AgentOffline,
     AgentOnline,
     AgentRegistered,
+    Envelope,
 )
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentMode, AgentStatus
@@ -35,6 +36,10 @@ class Agent:
     @property
     def next_version(self) -> int:
         return self.version + 1
+
+    def envelope(self, now: datetime, actor: str) -> Envelope:
+        """The envelope of the agent's next event."""
+        return Envelope(stream_id=self.agent_id, version=self.next_version, at=now, actor=actor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,29 +126,19 @@ def come_online(agent: Agent, now: datetime, actor: str) -> list[AgentEvent]:
         raise AgentUnavailable(agent.agent_id, agent.status)
     if agent.status is AgentStatus.ONLINE:
         return []
-    return [AgentOnline(stream_id=agent.agent_id, version=agent.next_version, at=now, actor=actor)]
+    return [AgentOnline(**agent.envelope(now, actor))]
 
 
 def go_offline(agent: Agent, message: str, now: datetime, actor: str) -> list[AgentEvent]:
     if agent.status is not AgentStatus.ONLINE:
         return []
-    return [
-        AgentOffline(
-            stream_id=agent.agent_id,
-            version=agent.next_version,
-            at=now,
-            actor=actor,
-            message=message,
-        )
-    ]
+    return [AgentOffline(**agent.envelope(now, actor), message=message)]
 
 
 def deregister(agent: Agent, now: datetime, actor: str) -> list[AgentEvent]:
     if agent.status is AgentStatus.DEREGISTERED:
         return []
-    return [
-        AgentDeregistered(stream_id=agent.agent_id, version=agent.next_version, at=now, actor=actor)
-    ]
+    return [AgentDeregistered(**agent.envelope(now, actor))]
 
 
 def can_take_work(agent: Agent) -> bool:

@@ -4,18 +4,29 @@ FleetError
 ├── NotFound
 │   ├── TaskNotFound(task_id)
 │   └── AgentNotFound(agent_id)
-├── Conflict                       -- allowed in general, not now
+├── Conflict                          -- allowed in general, not now
 │   ├── InvalidTransition(task_id, state, action)
 │   ├── StaleLease(task_id, attempt)
 │   ├── ConcurrencyConflict(stream_id, version)
 │   ├── AgentUnavailable(agent_id, status)
-│   └── AgentIdTaken(agent_id, mode)  -- the id is another mode's agent (a [[hosts]] slot)
+│   └── AgentIdTaken(agent_id, mode)     -- the id is another mode's agent (a [[hosts]] slot)
 ├── Forbidden
 │   └── NotTaskHolder(task_id, agent_id)
 ├── Unauthorized
 ├── InvalidInput(field, reason)
-├── StoreError                     -- the store failed; raised from the driver's error
-└── PullRequestRefused(repo, reason) -- the forge answered, and will not open that PR
+│   └── UnknownAgentType(agent_type)     -- adapters/__init__.py
+├── ConfigError                       -- the config file or the environment says something wrong
+├── Unavailable                       -- something we depend on did not answer: try again later
+│   ├── StoreError                       -- raised from the driver's error
+│   │   └── DatabaseInUse(database, holder_pid)  -- store/sqlite_lock.py
+│   ├── ForgeError(call, reason)         -- the forge answered an error, or not at all
+│   └── HostUnreachable(host_id, reason) -- an ssh_cli host did not answer
+├── LaunchFailed                      -- a host answered, but the run could not be started
+└── PullRequestRefused(repo, reason)  -- the forge answered, and will not open that PR
+
+Driver errors (sqlite3, psycopg, asyncssh, httpx) are translated into these at the
+adapter that meets them (`raise … from e`); the API maps them to statuses in one table
+(`api/errors.py`).
 """
 
 from __future__ import annotations
@@ -110,16 +121,32 @@ class InvalidInput(FleetError):
         self.reason = reason
 
 
-class StoreError(FleetError):
+class ConfigError(FleetError):
     pass
 
 
-class HostUnreachable(FleetError):
+class Unavailable(FleetError):
+    pass
+
+
+class StoreError(Unavailable):
+    pass
+
+
+class ForgeError(Unavailable):
+    def __init__(self, call: str, reason: str) -> None:
+        super().__init__(f"forgejo {call}: {reason}")
+        self.call = call
+        self.reason = reason
+
+
+class HostUnreachable(Unavailable):
     """An ssh_cli host did not answer (connection refused, timed out, auth failed)."""
 
     def __init__(self, host_id: str, reason: str) -> None:
         super().__init__(f"host {host_id} unreachable: {reason}")
         self.host_id = host_id
+        self.reason = reason
 
 
 class LaunchFailed(FleetError):

@@ -7,7 +7,7 @@ what caused it: an agent id, `operator`, a webhook delivery id, or a loop.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from agent_fleet.domain.ids import AgentId, Lease
 from agent_fleet.domain.states import AgentMode, ExecutionMode, FailureReason, LossCause
@@ -16,6 +16,16 @@ from agent_fleet.domain.values import PullRequest, Receipt, Source
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
+    stream_id: str
+    version: int
+    at: datetime
+    actor: str
+
+
+class Envelope(TypedDict):
+    """An event's envelope, as decisions fill it in (`Task.envelope`, `Agent.envelope`):
+    `SomethingHappened(**task.envelope(now, actor), field=...)`."""
+
     stream_id: str
     version: int
     at: datetime

@@ -22,10 +22,7 @@ def hold_for_budget(
         return []
     return [
         TaskHeld(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             message=hold.reason,
             until=hold.until,
         )
@@ -36,11 +33,7 @@ def release(task: Task, now: datetime, actor: str, *, manual: bool) -> list[Task
     """A held task may be claimed again: its day has come, or an operator retried it."""
     if task.state is not TaskState.CREATED or task.hold is None:
         raise InvalidTransition(task.task_id, task.state, "release")
-    return [
-        TaskHoldLifted(
-            stream_id=task.task_id, version=task.next_version, at=now, actor=actor, manual=manual
-        )
-    ]
+    return [TaskHoldLifted(**task.envelope(now, actor), manual=manual)]
 
 
 def is_release_due(task: Task, now: datetime) -> bool:

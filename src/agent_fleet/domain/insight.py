@@ -1,8 +1,8 @@
 """What happened to tasks, as flat facts read off their event histories (pure).
 
 A report (`domain/report.py`) counts these facts in a time window. Each history is
-read with the lifecycle's own states (`state_after` is what `task.evolve` sets; a test
-holds them equal): a task waits in the queue from `task.created`, `task.retried` or a
+read with the lifecycle's own states (`lifecycle.state_after`, which `task.evolve` folds
+by too): a task waits in the queue from `task.created`, `task.retried` or a
 re-route of an assigned task until it is assigned (or cancelled); a run lasts from its
 assignment until the task stops being held.
 """
@@ -10,7 +10,6 @@ assignment until the task stops being held.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import assert_never
 
 from agent_fleet.domain.budget import Spend, receipt_of
 from agent_fleet.domain.events import (
@@ -21,16 +20,11 @@ from agent_fleet.domain.events import (
     TaskCreated,
     TaskEvent,
     TaskFailed,
-    TaskHeld,
-    TaskHoldLifted,
-    TaskProgress,
-    TaskPrUpdated,
     TaskReleased,
     TaskRerouted,
     TaskRetried,
-    TaskReviewPending,
-    TaskStarted,
 )
+from agent_fleet.domain.lifecycle import state_after
 from agent_fleet.domain.states import HELD_STATES, FailureReason, TaskState
 
 #: States that end a run with a result (a re-route or a cancel ends it with none).
@@ -147,31 +141,6 @@ class _Track:
             self.agent_id, self.host_id, self.assigned_at = event.agent_id, event.host_id, event.at
         elif isinstance(event, TaskRetried | TaskRerouted | TaskReleased):
             self.agent_id = self.host_id = self.assigned_at = None
-
-
-def state_after(state: TaskState, event: TaskEvent) -> TaskState:
-    """The state an event leaves a task in: what `task.evolve` sets (docs/events.md)."""
-    match event:
-        case TaskCreated() | TaskRerouted() | TaskRetried() | TaskReleased():
-            return TaskState.CREATED
-        case TaskAssigned():
-            return TaskState.ASSIGNED
-        case TaskStarted():
-            return TaskState.RUNNING
-        case TaskReviewPending():
-            return TaskState.REVIEW_PENDING
-        case TaskCompleted():
-            return TaskState.COMPLETED
-        case TaskFailed():
-            return TaskState.FAILED
-        case TaskAgentLost():
-            return TaskState.AGENT_LOST
-        case TaskCancelled():
-            return TaskState.CANCELLED
-        case TaskProgress() | TaskPrUpdated() | TaskHeld() | TaskHoldLifted():
-            return state
-        case _:
-            assert_never(event)
 
 
 def _queue(facts: Facts, track: _Track, after: TaskState, event: TaskEvent) -> None:

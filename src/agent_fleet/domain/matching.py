@@ -1,11 +1,33 @@
-"""Routing: which agent may take a task, which of them should, and which task goes first."""
+"""Routing, the one rule: which agent may take a task, which task it takes first, which of
+several agents goes first; and whom a change wakes.
 
-from collections.abc import Iterable, Sequence
+The SQL stores' `claim` statements (store/sql/*/queries.sql) state the same rule in SQL
+for one agent at a time; the contract tests hold all stores to it.
+"""
+
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from agent_fleet.domain.states import HELD_STATES, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
+
+
+class Queued(Protocol):
+    """A task as routing sees it (a `Task` is one)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def required_capabilities(self) -> tuple[str, ...]: ...
+
+
+Q = TypeVar("Q", bound=Queued)
 
 
 def can_serve(agent_capabilities: Iterable[str], required: Iterable[str]) -> bool:
@@ -13,12 +35,23 @@ def can_serve(agent_capabilities: Iterable[str], required: Iterable[str]) -> boo
     return set(required) <= set(agent_capabilities)
 
 
+def queue_order(task: Queued) -> tuple[int, datetime, str]:
+    """Higher priority first, then oldest first, then id for a total order."""
+    return (-task.priority, task.created_at, task.task_id)
+
+
+def next_task_for(capabilities: Iterable[str], queue: Iterable[Q]) -> Q | None:
+    """The task an agent with `capabilities` takes first from `queue` (claimable tasks)."""
+    caps = frozenset(capabilities)
+    matching = [t for t in queue if can_serve(caps, t.required_capabilities)]
+    return min(matching, key=queue_order) if matching else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Slot:
-    """One agent's capacity as the router sees it."""
+class Capacity:
+    """One agent's room as the router sees it."""
 
     agent_id: str
-    capabilities: tuple[str, ...]
     running: int
     max_concurrency: int
 
@@ -31,32 +64,9 @@ class Slot:
         return self.running < self.max_concurrency
 
 
-def pick_slot(required: Iterable[str], slots: Sequence[Slot]) -> Slot | None:
-    """The least loaded matching agent with room; ties go to the lowest id (stable)."""
-    needed = tuple(required)
-    candidates = [s for s in slots if s.has_room and can_serve(s.capabilities, needed)]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda s: (s.load, s.agent_id))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueuedTask:
-    task_id: str
-    priority: int
-    created_at: datetime
-    required_capabilities: tuple[str, ...]
-
-
-def queue_order(task: QueuedTask) -> tuple[int, datetime, str]:
-    """Higher priority first, then oldest first, then id for a total order."""
-    return (-task.priority, task.created_at, task.task_id)
-
-
-def next_task_for(capabilities: Iterable[str], queue: Iterable[QueuedTask]) -> QueuedTask | None:
-    caps = tuple(capabilities)
-    matching = [t for t in queue if can_serve(caps, t.required_capabilities)]
-    return min(matching, key=queue_order) if matching else None
+def least_loaded(agents: Iterable[Capacity]) -> list[Capacity]:
+    """The agents with room, least loaded first; ties go to the lowest id (stable)."""
+    return sorted((a for a in agents if a.has_room), key=lambda a: (a.load, a.agent_id))
 
 
 # --- waking waiters: what became claimable, and who could take it -------------------
@@ -79,7 +89,7 @@ class Appetite:
     modes: frozenset[ExecutionMode]
 
     def takes(self, opening: Opening) -> bool:
-        return opening.mode in self.modes and opening.capabilities <= self.capabilities
+        return opening.mode in self.modes and can_serve(self.capabilities, opening.capabilities)
 
 
 def opening_of(before: Task | None, after: Task) -> Opening | None:

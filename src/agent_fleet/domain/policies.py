@@ -1,4 +1,4 @@
-"""Time-based policies: retry backoff, timeouts and heartbeat staleness (`now` is a parameter)."""
+"""Time-based policies: retry backoff and timeouts (`now` is a parameter)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,8 +40,3 @@ def retry_due_at(
 
 def is_timed_out(assigned_at: datetime | None, timeout: timedelta, now: datetime) -> bool:
     return assigned_at is not None and now - assigned_at > timeout
-
-
-def is_stale(last_seen: datetime, interval: timedelta, threshold: int, now: datetime) -> bool:
-    """An agent is stale after `threshold` missed heartbeats."""
-    return now - last_seen > interval * threshold

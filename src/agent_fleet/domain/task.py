@@ -3,6 +3,11 @@
 Decisions are pure: they take the current state, a command's data and `now`,
 and return the events to append, or raise a domain error. `evolve` never
 raises for an event that a decision produced.
+
+Over 300 lines on purpose: the aggregate, its fold and every decision that reads it
+are one unit (a new event is added to all three, and `assert_never` checks the fold
+is complete). What stands alone has left: the state table (`lifecycle.py`), holds
+(`holds.py`), spend and budgets (`budget.py`), routing (`matching.py`).
 """
 
 from collections.abc import Callable
@@ -13,6 +18,7 @@ from typing import Any, assert_never
 from agent_fleet.domain.budget import Hold, Spend, TaskBudget, budget_failure, receipt_of
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
 from agent_fleet.domain.events import (
+    Envelope,
     TaskAgentLost,
     TaskAssigned,
     TaskCancelled,
@@ -31,6 +37,7 @@ from agent_fleet.domain.events import (
     TaskStarted,
 )
 from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.lifecycle import state_after
 from agent_fleet.domain.policies import RetryPolicy, retry_due_at
 from agent_fleet.domain.states import (
     FINAL_STATES,
@@ -101,6 +108,12 @@ class Task:
     def next_version(self) -> int:
         return self.version + 1
 
+    def envelope(self, now: datetime, actor: str, later: int = 0) -> Envelope:
+        """The envelope of the task's next event (`later`: of the one after that many)."""
+        return Envelope(
+            stream_id=self.task_id, version=self.next_version + later, at=now, actor=actor
+        )
+
     @property
     def counted_attempts(self) -> int:
         """Retries so far that count against `max_retries` (`attempt`, less free ones)."""
@@ -138,8 +151,9 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
         return _created(event)
     if task is None:
         raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+    state = state_after(task.state, event)
     changes = _changes(task, event)
-    changes.update(_ledger(task, event, changes.get("state", task.state)))
+    changes.update(_ledger(task, event, state), state=state)
     # One `replace` per event: a replay of a million events feels every copy.
     return replace(task, version=event.version, updated_at=event.at, **changes)
 
@@ -156,13 +170,13 @@ def _ledger(task: Task, event: TaskEvent, state: TaskState) -> dict[str, Any]:
 
 
 def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
-    """The fields an event (other than task.created) sets, besides version and updated_at."""
+    """The fields an event (other than task.created) sets, besides its state (`lifecycle`),
+    version and updated_at."""
     match event:
         case TaskCreated():  # handled by evolve; kept so the match stays exhaustive
             return {}
         case TaskRerouted():
             return dict(
-                state=TaskState.CREATED,
                 required_capabilities=event.required_capabilities,
                 priority=event.priority,
                 agent_id=None,
@@ -172,7 +186,6 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             )
         case TaskAssigned():
             return dict(
-                state=TaskState.ASSIGNED,
                 agent_id=event.agent_id,
                 host_id=event.host_id,
                 lease=event.lease,
@@ -181,20 +194,18 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 retry_at=None,
             )
         case TaskStarted():
-            return dict(state=TaskState.RUNNING, started_at=event.at)
+            return dict(started_at=event.at)
         case TaskProgress():
             return dict(progress=event.progress, progress_message=event.message)
         case TaskReviewPending():
-            return dict(state=TaskState.REVIEW_PENDING, receipt=event.receipt, pr=event.pr)
+            return dict(receipt=event.receipt, pr=event.pr)
         case TaskCompleted():
             return dict(
-                state=TaskState.COMPLETED,
                 receipt=event.receipt or task.receipt,
                 finished_at=event.at,
             )
         case TaskFailed():
             return dict(
-                state=TaskState.FAILED,
                 failure=Failure(reason=event.reason, message=event.message),
                 receipt=event.receipt or task.receipt,
                 retry_at=event.retry_at,
@@ -202,7 +213,6 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
             )
         case TaskAgentLost():
             return dict(
-                state=TaskState.AGENT_LOST,
                 failure=Failure(
                     reason=FailureReason.AGENT_LOST, message=event.message, cause=event.cause
                 ),
@@ -210,12 +220,9 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 finished_at=event.at,
             )
         case TaskReleased():
-            return dict(
-                state=TaskState.CREATED, agent_id=None, host_id=None, lease=None, assigned_at=None
-            )
+            return dict(agent_id=None, host_id=None, lease=None, assigned_at=None)
         case TaskRetried():
             return dict(
-                state=TaskState.CREATED,
                 attempt=event.attempt,
                 prompt=event.prompt if event.prompt is not None else task.prompt,
                 agent_id=None,
@@ -234,7 +241,7 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
                 free_attempts=task.free_attempts + int(event.free),
             )
         case TaskCancelled():
-            return dict(state=TaskState.CANCELLED, retry_at=None, finished_at=event.at)
+            return dict(retry_at=None, finished_at=event.at)
         case TaskPrUpdated():
             return dict(pr=event.pr)
         case TaskHeld():
@@ -271,6 +278,15 @@ def replay(events: list[TaskEvent]) -> Task | None:
     return task
 
 
+def after(task: Task | None, events: list[TaskEvent]) -> Task:
+    """The task once `events` (a decision's, at least one) are folded onto it."""
+    for event in events:
+        task = evolve(task, event)
+    if task is None:
+        raise ValueError("no events to fold")
+    return task
+
+
 # --- decisions ------------------------------------------------------------------
 
 
@@ -278,7 +294,7 @@ def create(new: NewTask, now: datetime, actor: str) -> list[TaskEvent]:
     return [
         TaskCreated(
             stream_id=new.task_id,
-            version=1,
+            version=1,  # a stream begins
             at=now,
             actor=actor,
             title=new.title,
@@ -299,10 +315,7 @@ def assign(
     _require(task, {TaskState.CREATED}, "assign")
     return [
         TaskAssigned(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=agent_id,
             host_id=host_id,
             attempt=task.attempt,
@@ -320,10 +333,7 @@ def reroute(
         return []
     return [
         TaskRerouted(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             required_capabilities=capabilities,
             priority=priority,
         )
@@ -350,10 +360,7 @@ def start(task: Task, now: datetime, actor: str) -> list[TaskEvent]:
     assert task.agent_id is not None  # ASSIGNED always has a holder
     return [
         TaskStarted(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             attempt=task.attempt,
         )
@@ -367,14 +374,10 @@ def report_progress(
     _require(task, HELD_STATES, "report progress on")
     if message is None and progress is None:
         return events
-    version = task.next_version + len(events)
     return [
         *events,
         TaskProgress(
-            stream_id=task.task_id,
-            version=version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor, later=len(events)),
             message=message,
             progress=progress,
         ),
@@ -395,7 +398,6 @@ def accept_receipt(
     receipt names. A task from an issue whose run shows no work in the repository (no
     PR, branch or commit) fails `no_changes`: nothing was delivered."""
     _require(task, HELD_STATES, "complete")
-    version = task.next_version
     if receipt.status is ReceiptStatus.COMPLETED:
         if is_from_issue(task) and not receipt.shows_work():
             message = f"the run changed nothing in {task.source.repo}: no commit, no diff"
@@ -406,21 +408,8 @@ def accept_receipt(
         if urls or opened or known:
             pr = PullRequest(url=urls[0], number=_pr_number(urls[0])) if urls else opened or known
             assert pr is not None
-            return [
-                TaskReviewPending(
-                    stream_id=task.task_id,
-                    version=version,
-                    at=now,
-                    actor=actor,
-                    receipt=receipt,
-                    pr=pr,
-                )
-            ]
-        return [
-            TaskCompleted(
-                stream_id=task.task_id, version=version, at=now, actor=actor, receipt=receipt
-            )
-        ]
+            return [TaskReviewPending(**task.envelope(now, actor), receipt=receipt, pr=pr)]
+        return [TaskCompleted(**task.envelope(now, actor), receipt=receipt)]
     reason = (
         FailureReason.PARTIAL if receipt.status is ReceiptStatus.PARTIAL else FailureReason.ERROR
     )
@@ -450,10 +439,7 @@ def fail(
     retry_at = retry_due_at(task.counted_attempts, task.max_retries, reason, now, policy)
     return [
         TaskFailed(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             reason=reason,
             message=message,
             receipt=receipt,
@@ -505,10 +491,7 @@ def lose(
         retry_at, message = None, f"{message}; not retried: {overrun}"
     return [
         TaskAgentLost(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             message=message,
             retry_at=retry_at,
@@ -522,10 +505,7 @@ def release(task: Task, message: str, now: datetime, actor: str) -> list[TaskEve
     _require(task, {TaskState.ASSIGNED}, "release")
     return [
         TaskReleased(
-            stream_id=task.task_id,
-            version=task.next_version,
-            at=now,
-            actor=actor,
+            **task.envelope(now, actor),
             agent_id=task.agent_id,
             message=message,
         )
@@ -578,10 +558,7 @@ def _next_attempt(
     review: bool = False,
 ) -> TaskRetried:
     return TaskRetried(
-        stream_id=task.task_id,
-        version=task.next_version,
-        at=now,
-        actor=actor,
+        **task.envelope(now, actor),
         attempt=task.attempt + 1,
         manual=manual,
         prompt=prompt,
@@ -598,11 +575,7 @@ def cancel(task: Task, message: str, now: datetime, actor: str) -> list[TaskEven
     """Any state that is not final can be cancelled; a failed task's pending retry with it."""
     if task.state in FINAL_STATES:
         raise InvalidTransition(task.task_id, task.state, "cancel")
-    return [
-        TaskCancelled(
-            stream_id=task.task_id, version=task.next_version, at=now, actor=actor, message=message
-        )
-    ]
+    return [TaskCancelled(**task.envelope(now, actor), message=message)]
 
 
 def update_pr(
@@ -611,20 +584,15 @@ def update_pr(
     """Follow the PR: merged completes the task, closed unmerged fails it (never retried)."""
     if task.pr == pr:
         return []
-    updated = TaskPrUpdated(
-        stream_id=task.task_id, version=task.next_version, at=now, actor=actor, pr=pr
-    )
+    updated = TaskPrUpdated(**task.envelope(now, actor), pr=pr)
     if task.state is not TaskState.REVIEW_PENDING:
         return [updated]
-    after = evolve(task, updated)
+    with_pr = evolve(task, updated)
     if pr.state is PrState.MERGED:
         return [
             updated,
             TaskCompleted(
-                stream_id=task.task_id,
-                version=after.next_version,
-                at=now,
-                actor=actor,
+                **with_pr.envelope(now, actor),
                 receipt=None,
             ),
         ]
@@ -632,7 +600,7 @@ def update_pr(
         return [
             updated,
             *fail(
-                after, FailureReason.PR_CLOSED, "pull request closed unmerged", now, actor, policy
+                with_pr, FailureReason.PR_CLOSED, "pull request closed unmerged", now, actor, policy
             ),
         ]
     return [updated]

@@ -1,6 +1,7 @@
 """The Forgejo API, only the calls we make: async, token auth, timeouts, retries on 5xx.
 
-ForgeError(FleetError)        -- Forgejo answered an error or could not be reached
+Every failure is a `ForgeError(call, reason)` (domain/errors.py): Forgejo answered an
+error or could not be reached.
 """
 
 import asyncio
@@ -11,23 +12,16 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from agent_fleet.domain.errors import FleetError, PullRequestRefused
+from agent_fleet.domain.errors import ForgeError, PullRequestRefused
 from agent_fleet.domain.states import PrState
 from agent_fleet.domain.values import PullRequest
-from agent_fleet.ports import ForgeIssue, ForgePull
+from agent_fleet.ports.forge import ForgeIssue, ForgePull
 
 log = structlog.get_logger("agent_fleet.forgejo")
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})
 RETRIES = 3
 PAGE = 50
 MAX_PAGES = 100  # 5,000 items: a bound on what one listing may cost
-
-
-class ForgeError(FleetError):
-    def __init__(self, call: str, reason: str) -> None:
-        super().__init__(f"forgejo {call}: {reason}")
-        self.call = call
-        self.reason = reason
 
 
 def _repo_path(repo: str) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_fleet.domain.errors import InvalidInput, Unauthorized
-from agent_fleet.services.webhooks import IssueEvent, PullRequestEvent
+from agent_fleet.ports.forge import IssueEvent, PullRequestEvent
 
 #: Where the signature may come, first non-empty one wins. Forgejo sends all three with
 #: the same HMAC; `X-Hub-Signature-256` (`sha256=<hex>`) is what GitHub-style senders use.
@@ -22,7 +22,7 @@ SIGNATURE_HEADERS = ("x-forgejo-signature", "x-gitea-signature", "x-hub-signatur
 DELIVERY_HEADERS = ("x-forgejo-delivery", "x-gitea-delivery")
 EVENT_HEADERS = ("x-forgejo-event", "x-gitea-event")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-#: Issue and pull request numbers: positive, and within the store's 32-bit column.
+#: IssueJson and pull request numbers: positive, and within the store's 32-bit column.
 IssueNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
@@ -62,63 +62,63 @@ class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Label(_Loose):
+class LabelJson(_Loose):
     name: str
 
 
-class User(_Loose):
+class UserJson(_Loose):
     login: str
 
 
-class Repository(_Loose):
+class RepositoryJson(_Loose):
     full_name: str
     html_url: str = ""
 
 
-class Issue(_Loose):
+class IssueJson(_Loose):
     number: IssueNumber
     title: str
     body: str = ""
     html_url: str = ""
     state: str = "open"
-    labels: list[Label] = []
+    labels: list[LabelJson] = []
     pull_request: dict[str, Any] | None = None
 
 
-class Branch(_Loose):
+class BranchJson(_Loose):
     ref: str = ""
     label: str = ""
     # The head's repository: a fork's PR has the fork here (and a bare `label`).
-    repo: Repository | None = None
+    repo: RepositoryJson | None = None
 
 
-class PullRequest(_Loose):
+class PullRequestJson(_Loose):
     number: IssueNumber
     html_url: str = ""
     state: str = "open"
     merged: bool = False
     body: str = ""
-    head: Branch = Branch()
+    head: BranchJson = BranchJson()
 
 
 class IssuePayload(_Loose):
     action: str
-    issue: Issue
-    repository: Repository
-    sender: User
+    issue: IssueJson
+    repository: RepositoryJson
+    sender: UserJson
 
 
-class Review(_Loose):
+class ReviewJson(_Loose):
     type: str = ""
     content: str = ""
 
 
 class PullRequestPayload(_Loose):
     action: str
-    pull_request: PullRequest
-    repository: Repository
-    sender: User
-    review: Review | None = None  # pull_request_approved / _rejected / _comment
+    pull_request: PullRequestJson
+    repository: RepositoryJson
+    sender: UserJson
+    review: ReviewJson | None = None  # pull_request_approved / _rejected / _comment
 
 
 Parsed = IssuePayload | PullRequestPayload | None

@@ -7,25 +7,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from agent_fleet.adapters.base import AgentAdapter, RunSpec, judge, shows_progress, tail
-from agent_fleet.artifacts import Artifacts
 from agent_fleet.domain.errors import HostUnreachable, InvalidInput, LaunchFailed
 from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import ReceiptStatus
 from agent_fleet.domain.task import branch_for
-from agent_fleet.domain.values import Artifact, Usage
+from agent_fleet.domain.values import Artifact
 from agent_fleet.execution import delivery
 from agent_fleet.execution.detached import DetachedRuns, RunError, RunPaths, run_paths
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.shell import Shell, ShellError
-from agent_fleet.ports import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.ports.hosts import HostRun, RunKey, RunOrder, RunPhase, RunResult
+from agent_fleet.wire import MAX_ARTIFACTS, ReceiptWire
 
 OUTPUT_TAIL_BYTES = 1024 * 1024  # what adapters read their result from (JSON comes last)
 RECEIPT_MAX_BYTES = 1024 * 1024
 STOP_GRACE_SECS = 5.0
-MAX_ARTIFACTS = 100  # what a receipt may carry (the API's bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +43,6 @@ class CommitAuthor:
 
     name: str = delivery.DEFAULT_AUTHOR_NAME
     email: str = delivery.DEFAULT_AUTHOR_EMAIL
-
-
-class _WrittenUsage(BaseModel):
-    tokens: int | None = Field(default=None, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    cache_read_tokens: int | None = Field(default=None, ge=0)
-    cache_write_tokens: int | None = Field(default=None, ge=0)
-
-
-class _WrittenReceipt(BaseModel):
-    """A receipt the CLI wrote to AGENT_FLEET_RECEIPT_FILE (the API's receipt fields)."""
-
-    model_config = ConfigDict(extra="ignore")
-    status: ReceiptStatus = ReceiptStatus.COMPLETED
-    summary: str = Field(default="", max_length=100_000)
-    artifacts: Artifacts = Field(default_factory=list)
-    error: str | None = Field(default=None, max_length=100_000)
-    usage: _WrittenUsage | None = None
 
 
 class HostRunner:
@@ -271,10 +250,10 @@ def _with_delivery(
 
 def _read_written(data: bytes) -> RunResult | None:
     try:
-        raw = _WrittenReceipt.model_validate(json.loads(data))
+        raw = ReceiptWire.model_validate(json.loads(data))
     except (ValueError, ValidationError):
         return None  # not a receipt: the exit status decides
-    usage = Usage(**raw.usage.model_dump()) if raw.usage else None
+    usage = raw.usage.to_usage() if raw.usage else None
     return RunResult(
         completed=raw.status is ReceiptStatus.COMPLETED,
         summary=raw.summary,

@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent_fleet.domain import agent as agent_model
@@ -13,7 +13,8 @@ from agent_fleet.domain.errors import AgentIdTaken, AgentNotFound, ConcurrencyCo
 from agent_fleet.domain.ids import AgentId
 from agent_fleet.domain.states import AgentMode, AgentStatus, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, Heartbeat, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
+from agent_fleet.ports.store import Heartbeat
 from agent_fleet.services.commit import MAX_CONFLICT_RETRIES
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.tasks import TaskService
@@ -34,6 +35,9 @@ class Registered:
     agent: Agent
     #: Shown once, to the agent that registered; only its hash is stored.
     registry_token: str
+    #: How often to beat, and how long a silence costs the agent its tasks.
+    heartbeat_interval: timedelta
+    heartbeat_timeout: timedelta
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,10 +68,13 @@ class AgentService:
         self._slot_ids = slot_ids
 
     async def get(self, agent_id: str) -> Agent:
-        agent = await self._ctx.store.get_agent(AgentId(agent_id))
+        agent = await self.lookup(agent_id)
         if agent is None:
             raise AgentNotFound(agent_id)
         return agent
+
+    async def lookup(self, agent_id: str) -> Agent | None:
+        return await self._ctx.store.get_agent(AgentId(agent_id))
 
     async def find(self, query: AgentQuery) -> list[Agent]:
         return await self._ctx.store.list_agents(query)
@@ -87,7 +94,7 @@ class AgentService:
         )
         if agent_id in self._slot_ids:
             raise AgentIdTaken(agent_id, AgentMode.SSH_CLI.value)
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for tries_left in reversed(range(MAX_CONFLICT_RETRIES)):
             existing = await self._ctx.store.get_agent(agent_id)
             if existing is not None and existing.mode is not reg.mode:
                 raise AgentIdTaken(agent_id, existing.mode.value)
@@ -96,18 +103,26 @@ class AgentService:
             try:
                 await append(self._ctx, events)
             except ConcurrencyConflict:
+                if not tries_left:
+                    raise  # the last writer to win names the stream and version
                 continue
             await self._ctx.store.record_heartbeat(Heartbeat(agent_id=agent_id, at=now))
             self._ctx.signal.notify()  # new capacity: waiting tasks may now match
             agent = agent_model.evolve(existing, events[0])
-            return Registered(agent=agent, registry_token=token)
-        raise ConcurrencyConflict(agent_id, -1)
+            options = self._ctx.options
+            return Registered(
+                agent=agent,
+                registry_token=token,
+                heartbeat_interval=options.heartbeat_interval,
+                heartbeat_timeout=options.heartbeat_timeout,
+            )
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def declare_capabilities(self, agent: Agent, capabilities: list[str]) -> Agent:
         """The capabilities an agent names when it dequeues become its declared set (the
         original matched what the agent declares there): one re-registration when they change."""
         wanted = tuple(dict.fromkeys(capabilities))
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for tries_left in reversed(range(MAX_CONFLICT_RETRIES)):
             if agent.capabilities == wanted:
                 return agent
             reg = Registration(
@@ -125,11 +140,13 @@ class AgentService:
             try:
                 await append(self._ctx, events)
             except ConcurrencyConflict:
+                if not tries_left:
+                    raise  # the last writer to win names the stream and version
                 agent = await self.get(agent.agent_id)
                 continue
             self._ctx.signal.notify()
             return agent_model.evolve(agent, events[0])
-        raise ConcurrencyConflict(agent.agent_id, -1)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def heartbeat(self, agent_id: str, running: list[str] | None) -> HeartbeatReply:
         """Record liveness (not an event) and tell the agent which tasks to stop."""
@@ -183,8 +200,7 @@ class AgentService:
             if since is None or (t.finished_at is not None and t.finished_at >= since)
         ]
 
-    async def deregister(self, agent_id: str) -> Agent:
-        agent = await self.get(agent_id)
+    async def deregister(self, agent: Agent) -> Agent:
         now = self._ctx.clock.now()
         events = agent_model.deregister(agent, now, actor=agent.agent_id)
         if events:

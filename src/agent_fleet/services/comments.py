@@ -22,7 +22,7 @@ from agent_fleet.domain.events import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt
-from agent_fleet.ports import Forge
+from agent_fleet.ports.forge import Forge
 from agent_fleet.services.context import Context
 
 log = structlog.get_logger("agent_fleet.comments")

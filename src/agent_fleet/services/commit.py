@@ -22,7 +22,7 @@ async def load_task(ctx: Context, task_id: str) -> Task:
 
 async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
     """Apply `decision` to the latest state of the task, reloading when another writer won."""
-    for _ in range(MAX_CONFLICT_RETRIES):
+    for tries_left in reversed(range(MAX_CONFLICT_RETRIES)):
         task = await load_task(ctx, task_id)
         events = decision(task)
         if not events:
@@ -31,23 +31,18 @@ async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
         try:
             await append(ctx, events)
         except ConcurrencyConflict:
+            if not tries_left:
+                raise  # the last writer to win names the stream and version
             continue
-        after = fold(task, events)
+        after = task_model.after(task, events)
         tell_waiters(ctx, task, after)
         return after
-    raise ConcurrencyConflict(task_id, -1)
-
-
-def fold(task: Task | None, events: list[TaskEvent]) -> Task:
-    for event in events:
-        task = task_model.evolve(task, event)
-    assert task is not None  # callers always pass at least one event
-    return task
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def with_due_retry(task: Task, events: list[TaskEvent], now: datetime) -> list[TaskEvent]:
     """A failure whose retry is already due (no backoff) retries in the same commit."""
-    after = fold(task, events)
+    after = task_model.after(task, events)
     if task_model.is_retry_due(after, now):
         return [*events, *task_model.retry(after, now, actor="policy:auto-retry", manual=False)]
     return events

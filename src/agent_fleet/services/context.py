@@ -7,7 +7,10 @@ from datetime import timedelta
 from agent_fleet.domain.budget import DailyBudgets
 from agent_fleet.domain.events import AnyEvent
 from agent_fleet.domain.policies import RetryPolicy
-from agent_fleet.ports import Clock, EventStore, Forge, TaskSignal
+from agent_fleet.ports.clock import Clock
+from agent_fleet.ports.forge import Forge
+from agent_fleet.ports.signal import TaskSignal
+from agent_fleet.ports.store import EventStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

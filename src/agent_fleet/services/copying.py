@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from agent_fleet.domain.errors import InvalidInput
 from agent_fleet.domain.events import AnyEvent
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 from agent_fleet.services.rebuild import RebuildReport, rebuild
 
 BATCH = 500

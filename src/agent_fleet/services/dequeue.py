@@ -19,7 +19,7 @@ from agent_fleet.domain.ids import Lease
 from agent_fleet.domain.matching import Appetite
 from agent_fleet.domain.states import AgentMode, AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import Ticket
+from agent_fleet.ports.signal import Ticket
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
@@ -47,13 +47,15 @@ class DequeueService:
 
     async def dequeue(
         self,
-        agent_id: str,
+        agent: Agent,
         capabilities: list[str] | None,
         wait: timedelta,
         gone: asyncio.Event | None = None,
     ) -> Handout | None:
-        """`gone` is set when the client that asked has disconnected."""
-        agent = await self._pull_agent(agent_id)
+        """Work for `agent` (as the request's authentication loaded it); `gone` is set when
+        the client that asked has disconnected."""
+        agent_id = agent.agent_id
+        _check_pulls(agent)
         agent = await self._agents.touch(agent)
         if capabilities is not None:
             # The original's agents declare what they take with each dequeue: it updates
@@ -113,13 +115,12 @@ class DequeueService:
             await decide_task(self._ctx, handout.task.task_id, release)
         return None
 
-    async def _pull_agent(self, agent_id: str) -> Agent:
-        agent = await self._agents.get(agent_id)
-        if agent.status is AgentStatus.DEREGISTERED:
-            raise AgentNotFound(agent_id)
-        if agent.mode is not AgentMode.HTTP_PULL:
-            raise AgentUnavailable(agent_id, f"an {agent.mode} agent (it does not pull)")
-        return agent
+
+def _check_pulls(agent: Agent) -> None:
+    if agent.status is AgentStatus.DEREGISTERED:
+        raise AgentNotFound(agent.agent_id)
+    if agent.mode is not AgentMode.HTTP_PULL:
+        raise AgentUnavailable(agent.agent_id, f"an {agent.mode} agent (it does not pull)")
 
 
 def _assigned_event(task: Task) -> TaskAssigned:

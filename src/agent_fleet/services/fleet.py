@@ -5,19 +5,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from agent_fleet.ports import Forge, HostRuns
+from agent_fleet.ports.forge import Forge
+from agent_fleet.ports.hosts import HostRuns, HostSlot
 from agent_fleet.services.agents import AgentService
 from agent_fleet.services.budgets import HoldReleases
 from agent_fleet.services.comments import CommentOn, IssueComments
 from agent_fleet.services.context import Context
 from agent_fleet.services.dequeue import DequeueService
-from agent_fleet.services.dispatch import Dispatcher, Slot
+from agent_fleet.services.dispatch import Dispatcher
 from agent_fleet.services.insight import InsightService
-from agent_fleet.services.logs import LogService
 from agent_fleet.services.loops import run_every
+from agent_fleet.services.overview import OverviewService
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.reconcile import Reconciler
 from agent_fleet.services.sweeps import Sweeper
+from agent_fleet.services.task_logs import TaskLogService
 from agent_fleet.services.tasks import TaskService
 from agent_fleet.services.webhooks import WebhookService
 
@@ -29,10 +31,11 @@ class Fleet:
     agents: AgentService
     dequeue: DequeueService
     sweeper: Sweeper
-    logs: LogService
+    task_logs: TaskLogService
     webhooks: WebhookService
     forge: Forge | None
     insight: InsightService
+    overview: OverviewService
     holds: HoldReleases
     dispatcher: Dispatcher | None = None
     hosts: HostRuns | None = None
@@ -45,7 +48,7 @@ class Fleet:
         ctx: Context,
         allowed_repos: list[str] | None = None,
         hosts: HostRuns | None = None,
-        slots: list[Slot] | None = None,
+        slots: list[HostSlot] | None = None,
         comment_on: frozenset[CommentOn] = frozenset(CommentOn),
         scrub: Callable[[str], str] = lambda text: text,
         exclusive_store: bool = False,
@@ -80,10 +83,11 @@ class Fleet:
             agents=agents,
             dequeue=DequeueService(ctx, agents),
             sweeper=Sweeper(ctx, tasks),
-            logs=LogService(ctx),
+            task_logs=TaskLogService(ctx),
             webhooks=webhooks,
             forge=forge,
             insight=InsightService(ctx),
+            overview=OverviewService(ctx),
             holds=HoldReleases(ctx),
             dispatcher=dispatcher,
             hosts=hosts,
@@ -102,7 +106,7 @@ class Fleet:
             group.create_task(run_every("holds", self.holds.tick, every, stop))
             group.create_task(self.ctx.signal.run(stop))
             if self.dispatcher is not None:
-                group.create_task(self._run_hosts(self.dispatcher, stop))
+                group.create_task(self.dispatcher.run(stop))
             options = self.ctx.options
             if self.comments is not None:
                 comment = self.comments.tick
@@ -110,24 +114,3 @@ class Fleet:
             if self.reconciler is not None:
                 reconcile, every_few_minutes = self.reconciler.tick, options.reconcile_interval
                 group.create_task(run_every("reconcile", reconcile, every_few_minutes, stop))
-
-    async def _run_hosts(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """ssh_cli: slots registered, then placing tasks and following runs until stop."""
-        options = self.ctx.options
-        await dispatcher.register_slots()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(
-                    run_every(
-                        "dispatch",
-                        dispatcher.dispatch,
-                        options.dispatch_interval,
-                        stop,
-                        wake=self.ctx.signal,
-                    )
-                )
-                group.create_task(
-                    run_every("runs", dispatcher.watch, options.ssh_poll_interval, stop)
-                )
-        finally:
-            await dispatcher.drain_launches()

@@ -12,15 +12,16 @@ replica answers from the shared log, and a restart loses nothing.
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agent_fleet.domain.budget import AttemptSpend, spend_by_attempt
+from agent_fleet.domain.budget import AttemptSpend, TaskBudget, spend_by_attempt
 from agent_fleet.domain.errors import InvalidInput
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.insight import Facts, facts_of
 from agent_fleet.domain.report import AgentInfo, FleetReport, build_report
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery
+from agent_fleet.ports.queries import AgentQuery
 from agent_fleet.services.commit import load_task
 from agent_fleet.services.context import Context
 
@@ -46,6 +47,15 @@ def window_length(text: str) -> timedelta:
     return length
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpending:
+    task: Task
+    attempts: list[AttemptSpend]
+    budget: TaskBudget
+    #: Why the task's spend has reached its budget; None while within it.
+    overrun: str | None
+
+
 class InsightService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -67,11 +77,18 @@ class InsightService:
             self._latest[length] = report
             return report
 
-    async def task_spend(self, task_id: str) -> tuple[Task, list[AttemptSpend]]:
-        """A task with the usage of each of its attempts (its `spend` is their sum)."""
+    async def task_spend(self, task_id: str) -> "TaskSpending":
+        """A task with the usage of each of its attempts (its `spend` is their sum), and
+        where that stands against the task budget."""
         task = await load_task(self._ctx, task_id)
         history = await self._ctx.store.stream_events(task_id)
-        return task, spend_by_attempt(r.event for r in history)
+        budget = self._ctx.options.retry.budget
+        return TaskSpending(
+            task=task,
+            attempts=spend_by_attempt(r.event for r in history),
+            budget=budget,
+            overrun=budget.overrun(task.spend),
+        )
 
     async def _compute(self, since: datetime, until: datetime) -> FleetReport:
         store = self._ctx.store

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import structlog
 
-from agent_fleet.ports import TaskSignal
+from agent_fleet.ports.signal import TaskSignal
 
 log = structlog.get_logger("agent_fleet.loops")
 

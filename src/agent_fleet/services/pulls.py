@@ -13,7 +13,7 @@ import structlog
 from agent_fleet.domain.states import PrState, ReceiptStatus
 from agent_fleet.domain.task import Task, is_from_issue
 from agent_fleet.domain.values import PullRequest, Receipt
-from agent_fleet.ports import Forge, ForgePull
+from agent_fleet.ports.forge import Forge, ForgePull
 
 log = structlog.get_logger("agent_fleet.pulls")
 MAX_SUMMARY_CHARS = 4000

@@ -8,7 +8,7 @@ from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import EventStore
+from agent_fleet.ports.store import EventStore
 
 
 @dataclass(slots=True)

@@ -5,18 +5,18 @@ from dataclasses import dataclass
 
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import Receipt
-from agent_fleet.ports import Forge
+from agent_fleet.ports.forge import Forge
 
 _PR_PATH = re.compile(r"^https?://[^/]+/(?P<repo>[^/\s]+/[^/\s]+)/pulls?/(?P<number>\d{1,9})/?$")
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ReceiptCheck:
     valid: bool
     reason: str = ""
 
 
-async def check_receipt(task: Task, receipt: Receipt, forge: Forge | None) -> Verdict:
+async def check_receipt(task: Task, receipt: Receipt, forge: Forge | None) -> ReceiptCheck:
     """A completed receipt naming a PR, for any task that names a repository (whatever
     created it), is checked when the forge's API is configured.
 
@@ -28,20 +28,20 @@ async def check_receipt(task: Task, receipt: Receipt, forge: Forge | None) -> Ve
     urls = receipt.pr_urls()
     repo = task.source.repo
     if forge is None or not repo or not urls:
-        return Verdict(True)
+        return ReceiptCheck(True)
     match = _PR_PATH.match(urls[0])
     if match is None:
-        return Verdict(False, f"not a pull request URL: {urls[0][:200]}")
+        return ReceiptCheck(False, f"not a pull request URL: {urls[0][:200]}")
     if match["repo"].lower() != repo.lower():
-        return Verdict(False, f"the pull request is in {match['repo']}, not {repo}")
+        return ReceiptCheck(False, f"the pull request is in {match['repo']}, not {repo}")
     pr = await forge.pull_request_info(repo, int(match["number"]))
     if pr is None:
-        return Verdict(False, f"pull request #{match['number']} does not exist")
+        return ReceiptCheck(False, f"pull request #{match['number']} does not exist")
     from_branch = pr.head_branch == task.branch_name and pr.head_repo.lower() == repo.lower()
     number = task.source.issue_number
     if from_branch or (number is not None and references_issue(pr.body, repo, number)):
-        return Verdict(True)
-    return Verdict(
+        return ReceiptCheck(True)
+    return ReceiptCheck(
         False,
         f"pull request #{pr.number} is from {pr.head_branch!r}"
         f"{f' of {pr.head_repo}' if pr.head_repo else ''}, not {task.branch_name!r} of "

@@ -14,10 +14,11 @@ from agent_fleet.domain.events import TaskEvent
 from agent_fleet.domain.states import PrState, TaskState
 from agent_fleet.domain.task import Decision, Task
 from agent_fleet.domain.values import PullRequest
-from agent_fleet.ports import Forge, ForgeIssue, TaskQuery
+from agent_fleet.ports.forge import Forge, ForgeIssue, IssueEvent
+from agent_fleet.ports.queries import TaskQuery
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
-from agent_fleet.services.webhooks import AGENT_LABEL, IssueEvent, WebhookService, read_labels
+from agent_fleet.services.webhooks import AGENT_LABEL, WebhookService, read_labels
 
 log = structlog.get_logger("agent_fleet.reconcile")
 ACTOR = "loop:reconcile"

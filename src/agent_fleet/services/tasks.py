@@ -23,9 +23,9 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import NewTask, Task
 from agent_fleet.domain.values import Receipt, Source
-from agent_fleet.ports import RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import RecordedEvent, TaskQuery
 from agent_fleet.services.budgets import daily_hold
-from agent_fleet.services.commit import decide_task, fold, load_task, tell_waiters
+from agent_fleet.services.commit import decide_task, load_task, tell_waiters
 from agent_fleet.services.context import Context, append
 from agent_fleet.services.pulls import PullRequestOpener
 from agent_fleet.services.receipts import check_receipt
@@ -77,14 +77,17 @@ class TaskService:
         )
         now = self._ctx.clock.now()
         events = task_model.create(new, now, actor)
-        events += await daily_hold(self._ctx, fold(None, events), now, actor)
+        events += await daily_hold(self._ctx, task_model.after(None, events), now, actor)
         await append(self._ctx, events)
-        task = fold(None, events)
+        task = task_model.after(None, events)
         tell_waiters(self._ctx, None, task)
         return task
 
     async def get(self, task_id: str) -> Task:
         return await load_task(self._ctx, task_id)
+
+    async def lookup(self, task_id: str) -> Task | None:
+        return await self._ctx.store.get_task(TaskId(task_id))
 
     async def find(self, query: TaskQuery) -> list[Task]:
         return await self._ctx.store.list_tasks(query)

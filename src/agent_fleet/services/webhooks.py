@@ -12,7 +12,8 @@ from agent_fleet.domain.ids import TaskId
 from agent_fleet.domain.states import FINAL_STATES, RETRYABLE_STATES, PrState, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import PullRequest, Source
-from agent_fleet.ports import Forge, TaskQuery
+from agent_fleet.ports.forge import Forge, IssueEvent, PullRequestEvent
+from agent_fleet.ports.queries import TaskQuery
 from agent_fleet.services.commit import decide_task
 from agent_fleet.services.context import Context
 from agent_fleet.services.forge_prompt import issue_prompt, review_prompt
@@ -26,38 +27,6 @@ PRIORITY_LABELS = {"priority:high": 10, "priority:low": -10}
 PERMISSION_CACHE = timedelta(seconds=60)
 #: An issue has one live task at a time; this bounds the history read to find it.
 ISSUE_TASKS_MAX = 1000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IssueEvent:
-    """An issue event from a forge, in the terms we act on."""
-
-    action: str
-    repo: str
-    number: int
-    title: str
-    body: str
-    url: str | None
-    state: str
-    labels: tuple[str, ...]
-    sender: str = ""
-    is_pull: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PullRequestEvent:
-    action: str
-    repo: str
-    number: int
-    url: str
-    branch: str
-    merged: bool
-    state: str
-    sender: str = ""
-    #: The review's text when it requested changes, else None.
-    changes_requested: str | None = None
-    #: The repository of the head branch ("" when the payload does not say).
-    head_repo: str = ""
 
 
 def not_the_tasks_pr(task: Task, pr: PullRequestEvent) -> str | None:

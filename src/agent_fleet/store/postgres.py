@@ -30,7 +30,8 @@ from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import Heartbeat, RecordedEvent
+from agent_fleet.ports.queries import RecordedEvent
+from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.postgres_signal import new_origin, notice
 from agent_fleet.store.projection import agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
@@ -71,8 +72,6 @@ class PostgresEventStore(QueryReads):
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 return await work(conn)
-        except psycopg.errors.UniqueViolation as e:
-            raise ConcurrencyConflict(str(e.diag.table_name), -1) from e
         except psycopg.Error as e:
             raise StoreError(f"postgresql store: {type(e).__name__}: {e}") from e
 
@@ -303,6 +302,12 @@ async def _append_in_tx(
         }
         for n, e in enumerate(events, start=1)
     ]
-    cur = await conn.execute(Q["insert_events"], {"n": len(events), "events": json.dumps(rows)})
+    try:
+        cur = await conn.execute(Q["insert_events"], {"n": len(events), "events": json.dumps(rows)})
+    except psycopg.errors.UniqueViolation as e:
+        # Rows that exist were locked above, so only a stream this append creates can meet
+        # a concurrent writer (two first registrations of one agent id): its first event.
+        first = next((ev for ev in events if ev.version == 1), events[0])
+        raise ConcurrencyConflict(first.stream_id, first.version) from e
     seqs = sorted(r[0] for r in await cur.fetchall())
     return [RecordedEvent(seq, event) for seq, event in zip(seqs, events, strict=True)]

@@ -20,8 +20,8 @@ from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.matching import Appetite, Opening, freed_holder, opening_of
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import Ticket
-from agent_fleet.services.signal import AsyncioTaskSignal
+from agent_fleet.ports.signal import Ticket
+from agent_fleet.store.signal import AsyncioTaskSignal
 
 log = structlog.get_logger("agent_fleet.store")
 CHANNEL = "agent_fleet_tasks"

@@ -14,7 +14,7 @@ from agent_fleet.codec import decode_agent, decode_event, decode_task, parse_ts,
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
 
 #: "Before the newest": above any version a stream can reach.
 NEWEST = 2**62
@@ -89,6 +89,9 @@ class QueryReads(ABC):
     async def last_heartbeat(self, agent_id: AgentId) -> datetime | None:
         rows = await self._rows("last_heartbeat", {"agent_id": agent_id})
         return parse_ts(rows[0][0]) if rows else None
+
+    async def last_heartbeats(self) -> dict[AgentId, datetime]:
+        return {AgentId(r[0]): parse_ts(r[1]) for r in await self._rows("last_heartbeats", {})}
 
     async def stream_events(self, stream_id: str) -> list[RecordedEvent]:
         return [recorded(r) for r in await self._rows("stream_events", {"stream": stream_id})]

@@ -34,7 +34,8 @@ from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
 from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
-from agent_fleet.ports import Heartbeat, RecordedEvent
+from agent_fleet.ports.queries import RecordedEvent
+from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.projection import agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_queries

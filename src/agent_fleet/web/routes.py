@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from agent_fleet import __version__
 from agent_fleet.domain.events import type_name
 from agent_fleet.domain.states import AgentStatus, TaskState
-from agent_fleet.ports import AgentQuery, TaskQuery
+from agent_fleet.ports.queries import AgentQuery, TaskQuery
 from agent_fleet.services.fleet import Fleet
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -45,15 +45,12 @@ async def _tasks_context(fleet: Fleet, state: str | None, q: str | None) -> dict
     if q:
         needle = q.casefold()
         tasks = [t for t in tasks if needle in t.title.casefold() or needle in t.task_id]
-    counts = await fleet.ctx.store.count_tasks_by_state()
+    counts = await fleet.overview.task_counts()
     return {"tasks": tasks, "counts": counts, "states": STATES, "state": chosen, "q": q or ""}
 
 
 async def _agents_context(fleet: Fleet) -> dict[str, Any]:
-    agents = await fleet.agents.find(AgentQuery())
-    running = await fleet.ctx.store.running_counts()
-    beats = {a.agent_id: await fleet.ctx.store.last_heartbeat(a.agent_id) for a in agents}
-    return {"agents": agents, "running": running, "beats": beats}
+    return {"agents": await fleet.overview.agents()}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -116,7 +113,6 @@ async def task_detail(request: Request, task_id: str, before: Before = None) -> 
         "page_size": EVENTS_SHOWN,
     }
     # Spend and budgets: usage per attempt, and why the task stopped retrying, if it did.
-    task, attempts = await fleet.insight.task_spend(task_id)
-    overrun = fleet.ctx.options.retry.budget.overrun(task.spend)
-    context.update(task=task, attempts=attempts, overrun=overrun)
+    spending = await fleet.insight.task_spend(task_id)
+    context.update(task=spending.task, attempts=spending.attempts, overrun=spending.overrun)
     return templates.TemplateResponse(request, "_task_detail.html", context)

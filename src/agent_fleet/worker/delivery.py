@@ -16,9 +16,10 @@ from typing import Any
 from agent_fleet.execution import delivery as git_delivery
 from agent_fleet.execution.delivery import Delivery, DeliveryStatus, Plan
 from agent_fleet.execution.workspace import Workspace, WorkspaceError
+from agent_fleet.wire import MAX_ARTIFACTS
 
 GIT_TIMEOUT_SECS = 600.0
-MAX_ARTIFACTS = 100  # what a receipt may carry (the API's bound)
+
 RESULT_MAX_BYTES = 1024 * 1024
 TOKEN_ENV = "AGENT_FLEET_GIT_TOKEN"  # noqa: S105 -- the name of a variable, not a secret
 ASKPASS = """#!/bin/sh

@@ -12,15 +12,15 @@ from typing import Any
 
 import structlog
 
-from agent_fleet.adapters.base import AgentAdapter, Outcome, RunSpec, judge, shows_progress, tail
+from agent_fleet.adapters.base import AgentAdapter, CliOutcome, RunSpec, judge, shows_progress, tail
 from agent_fleet.execution import workspace as workspaces
 from agent_fleet.execution.environment import agent_environment
 from agent_fleet.execution.process import AgentProcess, Exit
 from agent_fleet.execution.stall import IdleWatch
+from agent_fleet.scrub import Scrubber
 from agent_fleet.worker import delivery
 from agent_fleet.worker.client import FleetClient
 from agent_fleet.worker.logship import LogShipper
-from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
 OUTPUT_KEEP_BYTES = 8 * 1024 * 1024
@@ -212,7 +212,7 @@ class Job:
         return env
 
     def _from_outcome(
-        self, outcome: Outcome, code: int, text: str, started: float
+        self, outcome: CliOutcome, code: int, text: str, started: float
     ) -> dict[str, Any]:
         verdict = judge(outcome, code, text)
         receipt = self._receipt(

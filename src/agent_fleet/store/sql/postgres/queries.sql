@@ -78,6 +78,7 @@ SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on
 -- name: claim
 -- One statement claims the best open task this agent can serve. SKIP LOCKED:
 -- concurrent claimers (on any replica) pass over a row another is taking.
+-- The routing rule is domain/matching.py's (can_serve, queue_order), in SQL.
 WITH candidate AS (
     SELECT task_id FROM tasks
     WHERE state = 'created'
@@ -136,6 +137,10 @@ ON CONFLICT (agent_id) DO UPDATE SET at = excluded.at
 
 -- name: last_heartbeat
 SELECT at FROM agent_heartbeats WHERE agent_id = %(agent_id)s
+
+-- name: last_heartbeats
+-- Every agent's at once (one row per agent that ever beat): the agent list and dashboard.
+SELECT agent_id, at FROM agent_heartbeats
 
 -- name: stream_events
 SELECT seq, type, stream, version, at, actor, data::text FROM events

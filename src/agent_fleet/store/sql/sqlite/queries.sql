@@ -49,6 +49,7 @@ FROM agents WHERE agent_id = :agent_id
 -- the full projection and the task.assigned event are written right after it,
 -- in the same transaction. Capabilities: none required that the agent lacks.
 -- A held task (its repository's daily budget is spent) waits for its release.
+-- The routing rule is domain/matching.py's (can_serve, queue_order), in SQL.
 UPDATE tasks SET state = 'assigned', agent_id = :agent_id
 WHERE task_id = (
     SELECT t.task_id FROM tasks t
@@ -110,6 +111,10 @@ ON CONFLICT (agent_id) DO UPDATE SET at = excluded.at
 
 -- name: last_heartbeat
 SELECT at FROM agent_heartbeats WHERE agent_id = :agent_id
+
+-- name: last_heartbeats
+-- Every agent's at once (one row per agent that ever beat): the agent list and dashboard.
+SELECT agent_id, at FROM agent_heartbeats
 
 -- name: stream_events
 SELECT seq, type, stream, version, at, actor, data FROM events

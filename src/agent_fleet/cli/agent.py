@@ -8,16 +8,16 @@ from pathlib import Path
 
 import click
 
-from agent_fleet.adapters import adapter_for
 from agent_fleet.adapters.base import AgentAdapter
-from agent_fleet.config import ConfigError, Settings, load_settings
+from agent_fleet.adapters.catalog import adapter_for
+from agent_fleet.cli.settings import load
 from agent_fleet.domain.errors import FleetError
 from agent_fleet.execution.delivery import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME
-from agent_fleet.logs import configure_logging
+from agent_fleet.log_setup import configure_logging
 from agent_fleet.worker.cli_check import CliInfo, CliMissing, check_cli
 from agent_fleet.worker.delivery import TOKEN_ENV, GitOptions
 from agent_fleet.worker.job import AgentSetup
-from agent_fleet.worker.runner import Agent, AgentOptions
+from agent_fleet.worker.pull_agent import AgentOptions, PullAgent
 
 
 @click.command("agent", context_settings={"ignore_unknown_options": False})
@@ -126,7 +126,9 @@ def agent_command(
     """
     configure_logging(log_format)
     hostname = socket.gethostname()
-    settings = _settings(config_path)
+    # `[agent_types.<type>]` and the workspace and idle-timeout keys of `[orchestrator]`
+    # (the server's file will do); embedded defaults without one.
+    settings = load(config_path, default=False, notes=False).settings
     own = settings.agent_type(agent_type)
     argv = list(command) or own.command
     try:
@@ -166,19 +168,7 @@ def agent_command(
         metadata={"cli": Path(cli.path).name, "cli_version": cli.version},
         keep_failed=timedelta(days=orch.keep_failed_workspaces_days),
     )
-    asyncio.run(Agent(setup, options, token).run())
-
-
-def _settings(config_path: Path | None) -> Settings:
-    """The agent's settings: `[agent_types.<type>]` and the workspace and idle-timeout
-    keys of `[orchestrator]` (the server's file will do); embedded defaults without one."""
-    try:
-        loaded = load_settings(config_path, os.environ)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
-    for warning in loaded.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    return loaded.settings
+    asyncio.run(PullAgent(setup, options, token).run())
 
 
 def _check_cli(adapter: AgentAdapter, env: dict[str, str]) -> CliInfo:

@@ -19,7 +19,7 @@ class LogSlice:
     head: LogHead
 
 
-class LogService:
+class TaskLogService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 

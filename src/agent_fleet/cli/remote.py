@@ -1,65 +1,17 @@
 """`agent-fleet tasks …` and `agent-fleet agents …`: the HTTP API for people at a terminal."""
 
-import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_SERVER = "http://127.0.0.1:9090"
-server_option = click.option(
-    "--server",
-    envvar="AGENT_FLEET_SERVER",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    help="Orchestrator URL.",
-)
-token_option = click.option(
-    "--token",
-    envvar="AGENT_FLEET_TOKEN",
-    default=None,
-    help="Bearer token (admin token for writes).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print raw JSON for scripts.")
-
-
-def _request(
-    method: str, server: str, path: str, token: str | None, **kwargs: Any
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        reply = httpx.request(
-            method, server.rstrip("/") + path, headers=headers, timeout=30, **kwargs
-        )
-    except httpx.HTTPError as e:
-        raise click.ClickException(f"cannot reach {server}: {e}") from e
-    if reply.status_code >= 400:
-        try:
-            body = reply.json()
-            detail = f"{body.get('error')} ({body.get('code')})"
-        except ValueError:
-            detail = reply.text[:200]
-        raise click.ClickException(f"HTTP {reply.status_code}: {detail}")
-    result: dict[str, Any] = reply.json() if reply.content else {}
-    return result
-
-
-def _emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        # Piped output keeps whole ids and titles instead of wrapping at 80 columns.
-        console = Console()
-        render(console if console.is_terminal else Console(width=240))
+from agent_fleet.cli.client import emit, json_option, request, server_option, token_option
+from agent_fleet.cli.report import attempts_table, spend_text
 
 
 def _task_table(tasks: list[dict[str, Any]]) -> Table:
-    from agent_fleet.cli_report import spend_text  # cli_report builds on this module
-
     table = Table("TASK", "STATE", "TITLE", "AGENT", "ATTEMPT", "PRIORITY", "SPEND", "UPDATED")
     for t in tasks:
         table.add_row(
@@ -108,10 +60,10 @@ def tasks_list(
     params: dict[str, str | int] = {
         k: v for k, v in {"state": state, "agent_id": agent_id, "repo": repo}.items() if v
     }
-    data = _request(
+    data = request(
         "GET", server, "/api/v1/tasks", token, params={**params, "limit": limit, "sort": sort}
     )
-    _emit(data, as_json, lambda c: c.print(_task_table(data["tasks"])))
+    emit(data, as_json, lambda c: c.print(_task_table(data["tasks"])))
 
 
 @tasks_group.command("show")
@@ -120,11 +72,9 @@ def tasks_list(
 @json_option
 @click.argument("task_id")
 def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> None:
-    from agent_fleet.cli_report import attempts_table  # cli_report builds on this module
-
-    task = _request("GET", server, f"/api/v1/tasks/{task_id}", token)
+    task = request("GET", server, f"/api/v1/tasks/{task_id}", token)
     events = _all_events(server, task_id, token)
-    spend = _request("GET", server, f"/api/v1/tasks/{task_id}/spend", token)
+    spend = request("GET", server, f"/api/v1/tasks/{task_id}/spend", token)
 
     def render(console: Console) -> None:
         console.print(_task_table([task]))
@@ -144,7 +94,7 @@ def tasks_show(server: str, token: str | None, as_json: bool, task_id: str) -> N
             history.add_row(str(e["seq"]), e["at"], e["type"], e["actor"], _detail(e["data"]))
         console.print(history)
 
-    _emit({"task": task, "events": events, "spend": spend}, as_json, render)
+    emit({"task": task, "events": events, "spend": spend}, as_json, render)
 
 
 def _all_events(server: str, task_id: str, token: str | None) -> list[dict[str, Any]]:
@@ -153,7 +103,7 @@ def _all_events(server: str, task_id: str, token: str | None) -> list[dict[str, 
     cursor: str | None = None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = _request("GET", server, f"/api/v1/tasks/{task_id}/events", token, params=params)
+        page = request("GET", server, f"/api/v1/tasks/{task_id}/events", token, params=params)
         events += page["events"]
         cursor = page.get("next_cursor")
         if not cursor:
@@ -226,8 +176,8 @@ def tasks_create(
             if v is not None
         }
     )
-    task = _request("POST", server, "/api/v1/tasks", token, json=body)
-    _emit(task, as_json, lambda c: c.print(f"created task {task['task_id']} ({task['status']})"))
+    task = request("POST", server, "/api/v1/tasks", token, json=body)
+    emit(task, as_json, lambda c: c.print(f"created task {task['task_id']} ({task['status']})"))
 
 
 def _action(name: str) -> click.Command:
@@ -237,8 +187,8 @@ def _action(name: str) -> click.Command:
     @json_option
     @click.argument("task_id")
     def command(server: str, token: str | None, as_json: bool, task_id: str) -> None:
-        task = _request("POST", server, f"/api/v1/tasks/{task_id}/{name}", token)
-        _emit(task, as_json, lambda c: c.print(f"task {task['task_id']} is now {task['status']}"))
+        task = request("POST", server, f"/api/v1/tasks/{task_id}/{name}", token)
+        emit(task, as_json, lambda c: c.print(f"task {task['task_id']} is now {task['status']}"))
 
     return command
 
@@ -262,7 +212,7 @@ def agents_list(
     server: str, token: str | None, as_json: bool, status: str | None, capability: str | None
 ) -> None:
     params = {k: v for k, v in {"status": status, "capability": capability}.items() if v}
-    data = _request("GET", server, "/api/v1/agents", token, params=params)
+    data = request("GET", server, "/api/v1/agents", token, params=params)
 
     def render(console: Console) -> None:
         table = Table("AGENT", "TYPE", "MODE", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT")
@@ -278,4 +228,4 @@ def agents_list(
             )
         console.print(table)
 
-    _emit(data, as_json, render)
+    emit(data, as_json, render)

@@ -1,4 +1,5 @@
-"""Removes secrets from text before it leaves the agent (logs, receipts)."""
+"""Removes secrets from text before it leaves us: the pull agent's logs and receipts, the
+server's issue comments and pull requests (known secret values, and well-known token shapes)."""
 
 import re
 from collections.abc import Iterable, Mapping

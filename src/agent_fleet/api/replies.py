@@ -1,30 +1,40 @@
-"""Reply shapes (DESIGN §4): domain objects rendered as the original's JSON."""
+"""Reply shapes (DESIGN §4): domain objects rendered as the original's JSON.
 
-import dataclasses
+Over 300 lines: one response model per reply of the API (the OpenAPI document is made
+from them), with the original's field names beside ours; each is a flat list of fields.
+"""
+
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from agent_fleet.codec import event_json
-from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.budget import Hold, Spend
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.domain.values import ExtraValue, Receipt
-from agent_fleet.ports import RecordedEvent
+from agent_fleet.ports.queries import RecordedEvent
+from agent_fleet.services.overview import AgentLoad
+
+
+class Out(BaseModel):
+    """A reply read off a domain object by attribute (`Out.model_validate(obj)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
 
 # --- Task -------------------------------------------------------------------------
 
 
-class SourceOut(BaseModel):
+class SourceOut(Out):
     kind: str
     repo: str | None
     issue_number: int | None
     url: str | None
 
 
-class ArtifactOut(BaseModel):
+class ArtifactOut(Out):
     type: str
     url: str | None = None
     sha: str | None = None
@@ -34,7 +44,7 @@ class ArtifactOut(BaseModel):
     extra: dict[str, ExtraValue] = {}  # the artifact's other fields, as given (bounded)
 
 
-class UsageOut(BaseModel):
+class UsageOut(Out):
     tokens: int | None
     cost_usd: float | None
     input_tokens: int | None = None
@@ -43,7 +53,7 @@ class UsageOut(BaseModel):
     cache_write_tokens: int | None = None
 
 
-class ReceiptOut(BaseModel):
+class ReceiptOut(Out):
     task_id: str
     agent_id: str
     status: str
@@ -54,12 +64,12 @@ class ReceiptOut(BaseModel):
     usage: UsageOut | None
 
 
-class FailureOut(BaseModel):
+class FailureOut(Out):
     reason: str
     message: str
 
 
-class PullRequestOut(BaseModel):
+class PullRequestOut(Out):
     url: str
     number: int | None
     state: str
@@ -68,22 +78,22 @@ class PullRequestOut(BaseModel):
 # --- spend and budgets (docs/operations.md) -------------------------------------------
 
 
-class SpendOut(BaseModel):
+class SpendOut(Out):
     tokens: int
     cost_usd: float
 
 
-class HoldOut(BaseModel):
+class HoldOut(Out):
     reason: str
     until: datetime
 
 
 def spend_out(spend: Spend) -> SpendOut:
-    return SpendOut(tokens=spend.tokens, cost_usd=spend.cost_usd)
+    return SpendOut.model_validate(spend)
 
 
 def hold_out(hold: Hold | None) -> HoldOut | None:
-    return HoldOut(reason=hold.reason, until=hold.until) if hold else None
+    return HoldOut.model_validate(hold) if hold else None
 
 
 class TaskOut(BaseModel):
@@ -131,38 +141,18 @@ class TaskOut(BaseModel):
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:
-    """The receipt without its lease: the lease is the holder's secret."""
-    return ReceiptOut(
-        task_id=receipt.task_id,
-        agent_id=receipt.agent_id,
-        status=receipt.status.value,
-        duration_seconds=receipt.duration_seconds,
-        summary=receipt.summary,
-        artifacts=[
-            ArtifactOut(
-                type=a.type,
-                url=a.url,
-                sha=a.sha,
-                branch=a.branch,
-                name=a.name,
-                path=a.path,
-                extra=a.extra,
-            )
-            for a in receipt.artifacts
-        ],
-        error=receipt.error,
-        usage=UsageOut(**dataclasses.asdict(receipt.usage)) if receipt.usage else None,
-    )
+    """The receipt without its lease: the lease is the holder's secret (no field takes it)."""
+    return ReceiptOut.model_validate(receipt)
 
 
 def task_out(task: Task) -> TaskOut:
     return TaskOut(**_task_fields(task))
 
 
-def handout_out(task: Task, lease: str) -> "Handout":
+def handout_out(task: Task, lease: str) -> "HandoutOut":
     """A dequeue's reply: the task object itself at the top level (the original's
     shape), with the attempt's lease as one more field."""
-    return Handout(**_task_fields(task), lease=lease)
+    return HandoutOut(**_task_fields(task), lease=lease)
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
@@ -190,19 +180,10 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
         "retry_at": task.retry_at,
-        "source": SourceOut(
-            kind=task.source.kind,
-            repo=task.source.repo,
-            issue_number=task.source.issue_number,
-            url=task.source.url,
-        ),
+        "source": SourceOut.model_validate(task.source),
         "receipt": receipt_out(task.receipt) if task.receipt else None,
-        "failure": FailureOut(reason=task.failure.reason.value, message=task.failure.message)
-        if task.failure
-        else None,
-        "pr": PullRequestOut(url=task.pr.url, number=task.pr.number, state=task.pr.state.value)
-        if task.pr
-        else None,
+        "failure": FailureOut.model_validate(task.failure) if task.failure else None,
+        "pr": PullRequestOut.model_validate(task.pr) if task.pr else None,
         "progress": task.progress,
         "progress_message": task.progress_message,
         "review_count": task.review_rounds,
@@ -227,7 +208,7 @@ class TaskList(BaseModel):
     next_cursor: str | None
 
 
-class Handout(TaskOut):
+class HandoutOut(TaskOut):
     lease: str
 
 
@@ -258,7 +239,8 @@ class AgentOut(BaseModel):
     metadata: dict[str, Any]
 
 
-def agent_out(agent: Agent, running: int, last_heartbeat: datetime | None) -> AgentOut:
+def agent_out(load: AgentLoad) -> AgentOut:
+    agent, running, last_heartbeat = load.agent, load.running, load.last_heartbeat
     return AgentOut(
         agent_id=agent.agent_id,
         agent_type=agent.agent_type,
@@ -279,7 +261,7 @@ class AgentList(BaseModel):
     agents: list[AgentOut]
 
 
-class Registration(BaseModel):
+class RegistrationOut(BaseModel):
     agent_id: str
     registry_token: str
     status: str
@@ -292,7 +274,7 @@ class HeartbeatReply(BaseModel):
     cancel_tasks: list[str]
 
 
-class DeregisterReply(BaseModel):
+class DeregisteredOut(BaseModel):
     agent_id: str
     status: str
 

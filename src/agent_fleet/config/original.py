@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent_fleet.adapters import BUILT_IN
+from agent_fleet.adapters.catalog import BUILT_IN
 from agent_fleet.adapters.template import PLACEHOLDERS
 
 #: The original's built-in templates (docs/agent-onboarding-guide.md, "Built-in CLI templates").

@@ -15,6 +15,7 @@ import structlog
 
 from agent_fleet.execution.retention import collect
 from agent_fleet.execution.workspace import workspace_for
+from agent_fleet.scrub import Scrubber
 from agent_fleet.worker.client import (
     ClientError,
     Credentials,
@@ -25,7 +26,6 @@ from agent_fleet.worker.client import (
 )
 from agent_fleet.worker.job import AgentSetup, Job
 from agent_fleet.worker.outbox import Outbox
-from agent_fleet.worker.scrub import Scrubber
 
 log = structlog.get_logger("agent_fleet.agent")
 JANITOR_MAX_PERIOD = timedelta(minutes=10)
@@ -44,7 +44,7 @@ class AgentOptions:
     keep_failed: timedelta = timedelta(days=7)  # failed workspaces kept this long
 
 
-class Agent:
+class PullAgent:
     def __init__(self, setup: AgentSetup, options: AgentOptions, token: str | None) -> None:
         self.setup = setup
         self.options = options

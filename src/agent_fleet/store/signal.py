@@ -1,4 +1,6 @@
-"""An in-process TaskSignal: one long-poll woken per claimable task, watchers on every notice.
+"""The in-process TaskSignal, the SQLite and in-memory stores' (one process per store; with
+PostgreSQL, `postgres_signal` adds the other replicas' notices to it): one long-poll woken
+per claimable task, watchers on every notice.
 
 Long-polls stand in one line, oldest first. A task that becomes claimable wakes
 the first of them that could take it, and nobody else: a thousand idle waiters

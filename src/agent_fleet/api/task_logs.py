@@ -2,24 +2,21 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Security
 from fastapi.responses import PlainTextResponse
 
-from agent_fleet.api.auth import require_agent
-from agent_fleet.api.deps import AuthDep, FleetDep
+from agent_fleet.api.auth import acting_as
+from agent_fleet.api.deps import FleetDep
+from agent_fleet.api.replies import ERRORS, JSON_ERRORS, LogAck
 from agent_fleet.api.schemas import LogChunkBody
 from agent_fleet.api.tasks import TaskIdPath
-from agent_fleet.api.views import ERRORS, JSON_ERRORS, LogAck
 
 router = APIRouter(prefix="/api/v1", tags=["logs"], responses=ERRORS)
 
 
-@router.post("/tasks/{task_id}/logs")
-async def append_log(
-    task_id: TaskIdPath, body: LogChunkBody, request: Request, fleet: FleetDep, auth: AuthDep
-) -> LogAck:
-    await require_agent(request, fleet, auth, body.agent_id, "logs", task_id)
-    ack = await fleet.logs.append(task_id, body.agent_id, body.lease, body.offset, body.data)
+@router.post("/tasks/{task_id}/logs", dependencies=[Security(acting_as("logs", LogChunkBody))])
+async def append_log(task_id: TaskIdPath, body: LogChunkBody, fleet: FleetDep) -> LogAck:
+    ack = await fleet.task_logs.append(task_id, body.agent_id, body.lease, body.offset, body.data)
     return LogAck(ack_offset=ack)
 
 
@@ -42,7 +39,7 @@ async def read_log(
     Headers: `X-Next-Offset` (ask again from there to follow the log),
     `X-Attempt`, and `X-Log-Truncated: true` once the size limit was reached.
     """
-    part = await fleet.logs.read(task_id, attempt, offset)
+    part = await fleet.task_logs.read(task_id, attempt, offset)
     return PlainTextResponse(
         part.data.decode(errors="replace"),
         headers={

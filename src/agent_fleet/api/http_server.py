@@ -24,7 +24,7 @@ log = structlog.get_logger("agent_fleet")
 KEEP_ALIVE_SECS = 5
 
 
-class FleetServer(uvicorn.Server):
+class HttpServer(uvicorn.Server):
     """uvicorn with header/body deadlines and a connection cap under the file limit, that
     shuts down on SIGTERM/SIGINT without re-raising the signal afterwards, so that our own
     shutdown steps (stop the duties, close the store) still run.

@@ -5,6 +5,10 @@ declares is an error with a "did you mean" hint (`config_keys`): a misspelt
 secret's key must not start an open server. Keys of the original service that
 we knowingly ignore are notes. An empty or blank secret is an error too: it
 would otherwise read as "no token" and turn authentication off.
+
+Over 300 lines: one model per section of the file, as the reference
+(docs/configuration.md) lists them; the key check, the original's `[adapters]` and
+what `config check` prints live beside it (`keys`, `original`, `render`).
 """
 
 import tomllib
@@ -23,15 +27,15 @@ from pydantic import (
     model_validator,
 )
 
-from agent_fleet.adapters import BUILT_IN
+from agent_fleet.adapters.catalog import BUILT_IN
 from agent_fleet.adapters.codex import SandboxMode
-from agent_fleet.config_keys import check_keys
-from agent_fleet.domain.errors import FleetError
-from agent_fleet.original_adapters import (
+from agent_fleet.config.keys import check_keys
+from agent_fleet.config.original import (
     OriginalAdapterConfig,
     adapter_notes,
     with_adapters_as_agent_types,
 )
+from agent_fleet.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 #: A shorter token can be guessed; the server still starts, with a warning.
@@ -51,10 +55,6 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "AGENT_FLEET_WEBHOOK_SECRET": ("forgejo", "webhook_secret"),
     "AGENT_FLEET_DB_URL": ("orchestrator", "db_url"),
 }
-
-
-class ConfigError(FleetError):
-    pass
 
 
 CommentStep = Literal["picked_up", "pr_opened", "completed", "failed", "retried"]
@@ -254,13 +254,6 @@ class Settings(Section):
     @property
     def store_url(self) -> str:
         return self.orchestrator.db_url or f"sqlite:///{self.orchestrator.db_path}"
-
-    @property
-    def heartbeat_timeout_secs(self) -> int:
-        return (
-            self.orchestrator.heartbeat_interval_secs
-            * self.orchestrator.heartbeat_timeout_threshold
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from agent_fleet.cli_remote import _emit, _request, json_option, server_option, token_option
+from agent_fleet.cli.client import emit, json_option, request, server_option, token_option
 
 
 def money(usd: float | None) -> str:
@@ -44,8 +44,8 @@ def percent(value: float | None) -> str:
 )
 def report_command(server: str, token: str | None, as_json: bool, since: str) -> None:
     """Tasks, success rate, wait and run times, failures and spend over a window."""
-    data = _request("GET", server, "/api/v1/report", token, params={"since": since})
-    _emit(data, as_json, lambda console: render_report(console, data))
+    data = request("GET", server, "/api/v1/report", token, params={"since": since})
+    emit(data, as_json, lambda console: render_report(console, data))
 
 
 def render_report(console: Console, r: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Receipt artifacts as agents send them (API bodies and receipt files): any type, kept as given.
+"""A receipt as it travels as JSON: the receipt file a CLI writes and the body an agent posts
+(`ReceiptWire`, with its usage and artifacts); artifacts of any type, kept as given.
 
 Only `pr` artifacts drive validation and the PR lifecycle, so only they are checked
 strictly: a `pr` needs an http(s) `url`, else the receipt is refused (422). Any other
@@ -19,7 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from agent_fleet.domain.values import Artifact, ExtraValue
+from agent_fleet.domain.states import ReceiptStatus
+from agent_fleet.domain.values import Artifact, ExtraValue, Usage
 
 MAX_ARTIFACTS = 100
 MAX_EXTRA_FIELDS = 16
@@ -27,6 +29,11 @@ MAX_TYPE_CHARS = 64
 MAX_TEXT_CHARS = 1_000
 MAX_URL_CHARS = 2_000
 MAX_EXACT_INT = 2**53
+#: Tokens and dollars: generous, but within what every store and JSON reader holds.
+MAX_TOKENS = 10**15
+MAX_COST_USD = 10**9
+#: A receipt file's summary and error (a posted receipt's are capped by the server's config).
+MAX_RECEIPT_TEXT_CHARS = 100_000
 _URL = re.compile(r"^https?://\S+$")
 _SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -126,3 +133,32 @@ def _artifact_list(value: Any) -> Any:
 Artifacts = Annotated[
     list[ArtifactBody], BeforeValidator(_artifact_list), Field(max_length=MAX_ARTIFACTS)
 ]
+
+
+class UsageWire(BaseModel):
+    """What an attempt consumed, as a receipt reports it (None: not reported)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cost_usd: float | None = Field(default=None, ge=0, le=MAX_COST_USD)
+    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cache_read_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cache_write_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+
+    def to_usage(self) -> Usage:
+        return Usage(**self.model_dump())
+
+
+class ReceiptWire(BaseModel):
+    """A run's own account of itself: what the receipt file says, and what a posted receipt
+    says besides who sends it (`api/schemas.ReceiptBody` adds that, and the server's caps)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    status: ReceiptStatus = ReceiptStatus.COMPLETED
+    summary: str = Field(default="", max_length=MAX_RECEIPT_TEXT_CHARS)
+    artifacts: Artifacts = Field(default_factory=list)
+    error: str | None = Field(default=None, max_length=MAX_RECEIPT_TEXT_CHARS)
+    usage: UsageWire | None = None

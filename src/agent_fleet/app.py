@@ -1,15 +1,17 @@
-"""The application factory: routes, error mapping, limits. Background work runs beside it."""
+"""The one ASGI application: the API's routes and the dashboard's, under one error table and
+behind the same middleware (limits, Host check, metrics, request log). The fleet's
+background duties run beside it (`server.py`)."""
 
 from fastapi import FastAPI
 
 from agent_fleet import __version__
-from agent_fleet.api import agents, errors, insight, logs, metrics, tasks, webhooks
+from agent_fleet.api import agents, errors, insight, metrics, task_logs, tasks, webhooks
 from agent_fleet.api.auth import AuthConfig
 from agent_fleet.api.deps import FleetDep
 from agent_fleet.api.hosts import AllowedHosts, HostCheck
 from agent_fleet.api.limits import BodySizeLimit, TextLimits
+from agent_fleet.api.replies import Health
 from agent_fleet.api.requestlog import RequestLog
-from agent_fleet.api.views import Health
 from agent_fleet.services.fleet import Fleet
 from agent_fleet.web import insight as web_insight
 from agent_fleet.web import routes as web_routes
@@ -41,7 +43,7 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(tasks.router)
     app.include_router(insight.router)
-    app.include_router(logs.router)
+    app.include_router(task_logs.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(web_routes.router)
@@ -49,7 +51,7 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     async def healthz(fleet: FleetDep) -> Health:
-        await fleet.ctx.store.count_tasks_by_state()  # proves the store answers
+        await fleet.overview.check_store()
         return Health(status="ok", version=__version__, store=store_name)
 
     # Last added runs first: log and time everything, then refuse foreign hosts, then sizes.

@@ -1,0 +1,119 @@
+"""The event store port: events plus the task and agent projections, always written together."""
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from agent_fleet.domain.agent import Agent
+from agent_fleet.domain.events import AnyEvent
+from agent_fleet.domain.ids import AgentId, Lease, TaskId
+from agent_fleet.domain.logbook import LogHead
+from agent_fleet.domain.states import ExecutionMode
+from agent_fleet.domain.task import Task
+from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    agent_id: AgentId
+    at: datetime
+
+
+class EventStore(Protocol):
+    """Events plus the task and agent projections, always written together.
+
+    `append` checks that each stream continues at its stored version + 1 and
+    raises `ConcurrencyConflict` otherwise; the projections are folded from the
+    same events in the same transaction, so they can never lag behind.
+    """
+
+    async def migrate(self) -> int: ...
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]: ...
+    async def claim_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Task | None:
+        """Assign the best open task `agent` can take, in one transaction, or None.
+
+        The agent's stored status is checked in that transaction: one that is not
+        online takes nothing (`AgentUnavailable`; `AgentNotFound` when unknown).
+        """
+        ...
+
+    async def get_task(self, task_id: TaskId) -> Task | None: ...
+    async def get_agent(self, agent_id: AgentId) -> Agent | None: ...
+    async def list_tasks(self, query: TaskQuery) -> list[Task]: ...
+    async def list_agents(self, query: AgentQuery) -> list[Agent]: ...
+    async def held_tasks(self, agent_id: AgentId) -> list[Task]: ...
+    async def running_counts(self) -> dict[str, int]: ...
+    async def count_tasks_by_state(self) -> dict[str, int]: ...
+
+    async def timed_out_tasks(self, now: datetime, limit: int) -> list[Task]: ...
+    async def retries_due(self, now: datetime, limit: int) -> list[Task]: ...
+    async def holds_due(self, now: datetime, limit: int) -> list[Task]: ...
+    async def stale_agents(self, cutoff: datetime, limit: int) -> list[Agent]: ...
+    async def orphaned_tasks(self, limit: int) -> list[Task]:
+        """Held tasks whose agent is not online (offline, deregistered or unknown)."""
+        ...
+
+    async def record_heartbeat(self, beat: Heartbeat) -> None: ...
+    async def last_heartbeat(self, agent_id: AgentId) -> datetime | None: ...
+    async def last_heartbeats(self) -> dict[AgentId, datetime]:
+        """Every agent's last heartbeat, in one read."""
+        ...
+
+    async def append_log(
+        self,
+        task_id: TaskId,
+        attempt: int,
+        offset: int,
+        data: bytes,
+        limit: int,
+        source_length: int | None = None,
+    ) -> LogHead:
+        """Add a chunk at `offset` (`domain.logbook.plan_append`); `source_length`: the
+        source bytes a rewritten (redacted) chunk stands for."""
+        ...
+
+    async def read_log(
+        self, task_id: TaskId, attempt: int, offset: int, max_bytes: int
+    ) -> tuple[bytes, LogHead]: ...
+
+    async def record_delivery(
+        self, delivery_id: str, content_key: str, event: str, at: datetime
+    ) -> bool: ...
+    async def forget_delivery(self, delivery_id: str) -> None: ...
+
+    async def stream_events(self, stream_id: str) -> list[RecordedEvent]: ...
+    async def stream_events_after(
+        self, stream_id: str, after: int, limit: int
+    ) -> list[RecordedEvent]: ...
+    async def stream_events_before(
+        self, stream_id: str, before: int | None, limit: int
+    ) -> list[RecordedEvent]:
+        """The last `limit` events below version `before` (None: the newest), oldest first."""
+        ...
+
+    async def task_streams_since(self, since: datetime) -> list[str]:
+        """Tasks with an event at or after `since`, and tasks waiting in `created`."""
+        ...
+
+    async def event_outlines(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        """These streams' events as reports read them, stream by stream in version order:
+        all but `task.started`, `task.progress` and `task.pr_updated` (they change neither
+        state nor spend), with free text emptied (`prompt`, `title`, `message`, a
+        receipt's `summary` and `error`)."""
+        ...
+
+    async def repo_receipts_since(self, repo: str, since: datetime) -> list[RecordedEvent]:
+        """Events carrying receipts (review_pending, completed, failed) at or after `since`
+        of the tasks of `repo` (compared without case), in time order."""
+        ...
+
+    def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
+    async def read_cursor(self, name: str) -> int: ...
+    async def advance_cursor(self, name: str, seq: int) -> None: ...
+    async def all_projections(self) -> tuple[list[Task], list[Agent]]: ...
+    async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None: ...
