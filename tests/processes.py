@@ -83,6 +83,17 @@ def kill_strays(root: Path) -> list[str]:
     return [_describe(p.info["cmdline"] or [str(p.pid)]) for p in found]
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a listening TCP socket on `port`. A test waiting for its
+    server asks this as well as for an answer: the port came from binding port 0 and
+    letting go, so another test's server may hold it and answer in its place."""
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
+
+
 def _close_pipes(proc: subprocess.Popen[Any]) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:

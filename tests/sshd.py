@@ -89,9 +89,11 @@ class SshServer:
                 raise RuntimeError(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=5):
-                    return
+                    if processes.listens(self.proc.pid, self.port):  # not a stranger
+                        return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError(f"sshd not listening after {START_PATIENCE_SECS:.0f}s")
 
     def stop(self) -> None:

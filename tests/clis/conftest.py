@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import processes
 from tests.clis import recipes
 from tests.clis.install import PINS, Unreachable, ensure
 from tests.e2e.agents import AgentProcess
@@ -60,7 +61,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
         )
     server = ModelServer(f"http://127.0.0.1:{port}")
     try:
-        _wait_up(server, proc, log)
+        _wait_up(server, proc, port, log)
         yield server
     finally:
         proc.terminate()
@@ -71,16 +72,18 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
             proc.wait()
 
 
-def _wait_up(server: ModelServer, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_up(server: ModelServer, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"stand-in exited:\n{log.read_text()}")
         try:
             server.requests()
-            return
+            if processes.listens(proc.pid, port):  # not another run's stand-in
+                return
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"stand-in did not start:\n{log.read_text()}")
 
 

@@ -48,9 +48,11 @@ class ForgejoStandIn:
         while time.monotonic() - started < START_PATIENCE_SECS and proc.poll() is None:
             try:
                 standin.report()
-                return standin
+                if processes.listens(proc.pid, port):  # not another test's stand-in
+                    return standin
             except httpx.HTTPError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         processes.kill(proc)
         raise RuntimeError(f"the Forgejo stand-in did not start: {log.read_text()}")
 

@@ -29,6 +29,11 @@ PULL_TOKEN = "pull-secret-e2e-91bc"
 START_PATIENCE_SECS = 90.0
 #: A graceful stop drains requests and background duties: generous, then SIGKILL.
 STOP_PATIENCE_SECS = 60.0
+PORT_TRIES = 3
+
+
+class PortTaken(Exception):
+    """The server could not bind its port: another process took it first."""
 
 
 def free_port() -> int:
@@ -48,6 +53,7 @@ class ServerProcess:
     extra_toml: str = ""  # appended as is: [[hosts]], [agent_types.*]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    _log_start: int = 0  # where this start's part of the log begins
 
     @property
     def url(self) -> str:
@@ -93,7 +99,18 @@ class ServerProcess:
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_toml)
 
     def start(self) -> ServerProcess:
+        # Another test's process may take the port between free_port() and our bind: then
+        # this server exits at once, and it starts again on another port.
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return self._start()
+            except PortTaken:
+                self.port = free_port()
+        return self._start()
+
+    def _start(self) -> ServerProcess:
         self.write_config()
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
         with self.log_path.open("ab") as log:
             self.proc = processes.spawn(
@@ -132,10 +149,15 @@ class ServerProcess:
         while time.monotonic() - started < START_PATIENCE_SECS:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+                log = self.log_path.read_bytes()[self._log_start :].decode(errors="replace")
+                if "address already in use" in log.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"server exited early:\n{log}")
             try:
                 reply = httpx.get(f"{self.url}/healthz", timeout=5)
-                if reply.status_code == 200:
+                # The answer must come from this process: a server of another test that
+                # took the port first answers too, and would stand in for ours.
+                if reply.status_code == 200 and processes.listens(self.proc.pid, self.port):
                     return
                 seen = f"{reply.status_code} {reply.text[:200]}"
             except httpx.HTTPError as e:
