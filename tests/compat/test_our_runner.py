@@ -9,7 +9,7 @@ import pytest
 
 from tests.compat.conftest import start
 from tests.e2e.agents import start_agent
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import PATIENCE_SECS, wait_for
 from tests.e2e.server import PULL_TOKEN, ServerProcess
 
 
@@ -36,7 +36,7 @@ def _run_one(http: httpx.Client, title: str) -> None:
     def done() -> bool:
         return http.get(f"/api/v1/tasks/{task_id}").json()["status"] == "completed"
 
-    wait_for(done, timeout=30, what=f"{title} completed by our runner")
+    wait_for(done, timeout=PATIENCE_SECS, what=f"{title} completed by our runner")
 
 
 def test_our_runner_works_and_restarts_under_its_id(
@@ -49,10 +49,10 @@ def test_our_runner_works_and_restarts_under_its_id(
         try:
             _run_one(http, "first run")
         finally:
-            assert first.stop(timeout=20) == 0, first.output()
+            assert first.stop() == 0, first.output()
         second = start_agent(fleet, "ours", work, capabilities=("code",), token=token)
         try:
             _run_one(http, "after a restart")
         finally:
-            second.stop(timeout=20)
+            second.stop()
         assert "HTTP 401" not in second.output(), second.output()

@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.agents import AgentProcess
 from tests.e2e.forgejo import ForgejoStandIn
-from tests.e2e.helpers import create, dequeue, register, task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, create, dequeue, register, task, wait_for
 from tests.e2e.server import PULL_TOKEN, ServerProcess
 from tests.e2e.test_forgejo_flow import REPO, RUST, clients, fleet_with
 from tests.e2e.test_forgejo_flow import forgejo as forgejo  # the stand-in fixture
@@ -101,7 +101,7 @@ def test_a_task_whose_receipts_pass_its_budget_stops_retrying_and_its_issue_is_t
         def told() -> list[str]:
             return [c for c in forgejo.comments(REPO, 12) if "budget_exceeded" in c]
 
-        wait_for(lambda: bool(told()), 20, "a budget_exceeded comment on the issue")
+        wait_for(lambda: bool(told()), PATIENCE_SECS, "a budget_exceeded comment on the issue")
         (comment,) = told()
         assert "No retry will follow" in comment
         assert "spent $1.2000 of its $1.0000 budget across 2 attempts" in comment

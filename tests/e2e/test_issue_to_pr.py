@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.agents import AgentProcess, start_agent
 from tests.e2e.forgejo import ForgejoStandIn
-from tests.e2e.helpers import task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, task, wait_for
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 from tests.e2e.test_forgejo_flow import review_delivery
 from tests.e2e.test_ssh_cli import AGENT_TYPES, host_block
@@ -209,7 +209,9 @@ def test_a_labelled_issue_ends_as_one_pushed_branch_and_one_merged_pr(
     def comments() -> list[str]:
         return forge.standin.comments(REPO, ISSUE)
 
-    wait_for(lambda: any("Completed" in c for c in comments()), 20, "the completed comment")
+    wait_for(
+        lambda: any("Completed" in c for c in comments()), PATIENCE_SECS, "the completed comment"
+    )
     said = "\n".join(comments())
     assert pr_url in said and f"`{branch}`" in said
     everything = said + fleet.logs() + json.dumps(task(admin, task_id)) + log

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import task, wait_for, wait_for_state
+from tests.e2e.helpers import PATIENCE_SECS, task, wait_for, wait_for_state
 from tests.e2e.server import ADMIN_TOKEN, ServerProcess, _toml
 from tests.sshd import SshServer, free_port, running
 
@@ -164,8 +164,8 @@ def test_a_run_that_prints_its_lease_keeps_every_later_line_with_the_lease_redac
 ) -> None:
     """Issue 14, finding 6: redaction shortened a chunk, and every later one was dropped."""
     task_id = make(admin_of, "LEASE SLEEP 1.6")
-    wait_for(lambda: state_of(admin_of, task_id) == "completed", 30, "completed")
-    wait_for(lambda: "all done" in log_text(admin_of, task_id), 10, "the whole log")
+    wait_for(lambda: state_of(admin_of, task_id) == "completed", PATIENCE_SECS, "completed")
+    wait_for(lambda: "all done" in log_text(admin_of, task_id), PATIENCE_SECS, "the whole log")
     output = log_text(admin_of, task_id)
     assert "lease=[redacted]" in output
     assert re.search(r"[0-9a-f]{32}", output) is None  # a lease is 32 hex digits

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.agents import FAKE_CLI, AgentProcess
-from tests.e2e.helpers import create, task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, create, task, wait_for
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 
 Start = Callable[..., tuple[ServerProcess, httpx.Client, AgentProcess]]
@@ -50,7 +50,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
 
     yield _start
     for server, admin, agent in started:
-        agent.stop(timeout=20)
+        agent.stop()
         admin.close()
         server.stop()
 
@@ -81,9 +81,9 @@ def test_a_completed_workspace_is_kept_as_configured(
 ) -> None:
     _, admin, _ = start(STAND_IN, keep_completed_workspaces_hours=hours)
     task_id = create(admin, "quick", [], prompt="done quickly")["task_id"]
-    wait_for(lambda: task(admin, task_id)["state"] == "completed", 30, "completed")
+    wait_for(lambda: task(admin, task_id)["state"] == "completed", PATIENCE_SECS, "completed")
     attempt = tmp_path / "work" / task_id / "attempt-0"
-    wait_for(lambda: attempt.exists() == kept, 10, f"workspace kept={kept}")
+    wait_for(lambda: attempt.exists() == kept, PATIENCE_SECS, f"workspace kept={kept}")
     if kept:
         assert (attempt / "meta" / "completed").exists()
 

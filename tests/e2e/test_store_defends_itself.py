@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import create, dequeue, register, task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, create, dequeue, register, task, wait_for
 from tests.e2e.server import ServerProcess
 
 SQLITE3 = shutil.which("sqlite3")
@@ -111,9 +111,9 @@ def test_db_rebuild_beside_a_serving_server_refuses_and_loses_no_write(
     writer = threading.Thread(target=writes)
     writer.start()
     try:
-        wait_for(lambda: len(answered) >= 5, 30, "writes under way")
+        wait_for(lambda: len(answered) >= 5, PATIENCE_SECS, "writes under way")
         rebuild = server.cli("db", "rebuild", "--config", str(server.config_path))
-        wait_for(lambda: len(answered) >= 10, 30, "writes after the rebuild")
+        wait_for(lambda: len(answered) >= 10, PATIENCE_SECS, "writes after the rebuild")
     finally:
         stop.set()
         writer.join(timeout=60)
@@ -150,7 +150,9 @@ def test_a_database_file_deleted_or_replaced_under_the_server_is_noticed(
     assert (health.status_code, health.json()["code"]) == (503, "store_unavailable")
     write = admin.post("/api/v1/tasks", json={"title": "into the void", "prompt": "p"})
     assert (write.status_code, write.json()["code"]) == (503, "store_unavailable")
-    wait_for(lambda: "sqlite database file lost" in server.log_path.read_text(), 10, "log")
+    wait_for(
+        lambda: "sqlite database file lost" in server.log_path.read_text(), PATIENCE_SECS, "log"
+    )
     assert f"was {how}" in server.log_path.read_text()
 
 
@@ -194,6 +196,6 @@ def test_the_wal_shrinks_back_once_a_long_reader_lets_go(
         assert reply.status_code == 201, reply.text
     grown = wal.stat().st_size
     shell.run("COMMIT;", "done reading")
-    wait_for(lambda: wal.stat().st_size <= WAL_LIMIT_BYTES, 30, "the WAL to shrink")
+    wait_for(lambda: wal.stat().st_size <= WAL_LIMIT_BYTES, PATIENCE_SECS, "the WAL to shrink")
     assert grown > 2 * WAL_LIMIT_BYTES
     assert admin.get("/healthz").status_code == 200

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.agents import AgentProcess, start_agent
-from tests.e2e.helpers import create, register, task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, create, register, task, wait_for
 from tests.e2e.server import ServerProcess
 
 
@@ -25,7 +25,7 @@ def spawn(server: ServerProcess, tmp_path: Path) -> Iterator[Any]:
 
     yield _spawn
     for agent in started:
-        agent.stop(timeout=10)
+        agent.stop()
 
 
 def agent_row(admin: httpx.Client, agent_id: str) -> dict[str, Any] | None:
@@ -41,7 +41,9 @@ def status_of(admin: httpx.Client, agent_id: str) -> str | None:
 def wait_until_polling(admin: httpx.Client, agent_id: str) -> None:
     """Registered, then a heartbeat a second later: its first long-poll, sent right
     after registering (and lasting 20 s), is open by then."""
-    wait_for(lambda: status_of(admin, agent_id) == "online", 20, f"{agent_id} registered")
+    wait_for(
+        lambda: status_of(admin, agent_id) == "online", PATIENCE_SECS, f"{agent_id} registered"
+    )
     first = agent_row(admin, agent_id)
     assert first is not None
     wait_for(
@@ -69,7 +71,9 @@ def test_an_agent_killed_while_long_polling_takes_no_task(admin: httpx.Client, s
 
     task_id = create(admin, "after the death", [])["task_id"]
     spawn("rescuer")
-    wait_for(lambda: task(admin, task_id)["state"] == "completed", 30, "the rescuer to run it")
+    wait_for(
+        lambda: task(admin, task_id)["state"] == "completed", PATIENCE_SECS, "the rescuer to run it"
+    )
 
     assert task(admin, task_id)["agent_id"] == "rescuer"
     assert ("task.assigned", "doomed") not in history(admin, task_id)
@@ -85,7 +89,11 @@ def test_an_agent_that_shut_down_with_a_long_poll_open_takes_no_task(
 
     task_id = create(admin, "after the goodbye", [])["task_id"]
     spawn("successor")
-    wait_for(lambda: task(admin, task_id)["state"] == "completed", 30, "the successor to run it")
+    wait_for(
+        lambda: task(admin, task_id)["state"] == "completed",
+        PATIENCE_SECS,
+        "the successor to run it",
+    )
 
     assert task(admin, task_id)["agent_id"] == "successor"
     assert ("task.assigned", "leaving") not in history(admin, task_id)

@@ -26,7 +26,7 @@ from agent_fleet.services.fleet import Fleet
 from agent_fleet.store.signal import AsyncioTaskSignal
 from agent_fleet.store.sqlite import SqliteEventStore
 from tests.compat.conftest import original_config
-from tests.e2e.helpers import task, wait_for
+from tests.e2e.helpers import PATIENCE_SECS, task, wait_for
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 from tests.e2e.test_ssh_cli import AGENT_TYPES, host_block
 from tests.sshd import running
@@ -78,8 +78,12 @@ def test_a_slot_cannot_be_taken_over_over_http(
             "execution_mode": "ssh_cli",
         }
         task_id = admin.post("/api/v1/tasks", json=body).json()["task_id"]
-        wait_for(lambda: task(admin, task_id)["state"] == "running", 30, "the slot runs it")
-        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "CLI started")
+        wait_for(
+            lambda: task(admin, task_id)["state"] == "running", PATIENCE_SECS, "the slot runs it"
+        )
+        wait_for(
+            lambda: pid_file.exists() and pid_file.read_text() != "", PATIENCE_SECS, "CLI started"
+        )
         before = task(admin, task_id)
         assert before["agent_id"] == SLOT
 
@@ -123,7 +127,7 @@ def test_a_slot_cannot_be_taken_over_over_http(
 
         pid = int(pid_file.read_text())
         assert admin.post(f"/api/v1/tasks/{task_id}/cancel").status_code == 200
-        wait_for(lambda: not running(pid), 15, "CLI killed")
+        wait_for(lambda: not running(pid), PATIENCE_SECS, "CLI killed")
 
 
 def test_the_id_of_a_removed_host_is_not_registered_over_http(tmp_path: Path) -> None:
