@@ -4,13 +4,19 @@ Every failure is a `ForgeError(call, reason)` (domain/errors.py): Forgejo answer
 error or could not be reached.
 """
 
-import asyncio
-import random
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from agent_fleet.domain.errors import ForgeError, PullRequestRefused
 from agent_fleet.domain.states import PrState
@@ -29,6 +35,18 @@ def _repo_path(repo: str) -> str:
     if not owner or not name or "/" in name:
         raise ForgeError("repo", f"not owner/name: {repo!r}")
     return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _warn_retrying(call: str) -> Callable[[RetryCallState], None]:
+    def warn(state: RetryCallState) -> None:
+        problem = state.outcome.exception() if state.outcome is not None else None
+        log.warning("forgejo call failed, retrying", call=call, problem=str(problem))
+
+    return warn
+
+
+class _Transient(Exception):
+    """Worth another try: no answer, or a 5xx."""
 
 
 class ForgejoClient:
@@ -58,24 +76,39 @@ class ForgejoClient:
         ok: tuple[int, ...] = (200,),
         params: dict[str, str | int] | None = None,
     ) -> httpx.Response:
-        delay = 0.5
-        for attempt in range(1, RETRIES + 1):
-            try:
-                reply = await self._http.request(method, path, json=body, params=params)
-            except httpx.HTTPError as e:
-                problem = f"{type(e).__name__}"
-            else:
-                if reply.status_code in ok or reply.status_code == 404:
-                    return reply
-                if reply.status_code < 500:
-                    raise ForgeError(f"{method} {path}", f"HTTP {reply.status_code}")
-                problem = f"HTTP {reply.status_code}"
-            if attempt == RETRIES:
-                raise ForgeError(f"{method} {path}", problem)
-            log.warning("forgejo call failed, retrying", call=path, problem=problem)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 -- jitter
-            delay *= 2
-        raise AssertionError("unreachable")
+        """One call, tried again (up to RETRIES in all) when Forgejo is away or answers 5xx."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(RETRIES),
+            wait=wait_random_exponential(multiplier=0.5, max=8),
+            before_sleep=_warn_retrying(path),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(method, path, body, ok, params)
+        except _Transient as e:
+            raise ForgeError(f"{method} {path}", str(e)) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        ok: tuple[int, ...],
+        params: dict[str, str | int] | None,
+    ) -> httpx.Response:
+        try:
+            reply = await self._http.request(method, path, json=body, params=params)
+        except httpx.HTTPError as e:
+            raise _Transient(type(e).__name__) from None
+        if reply.status_code in ok or reply.status_code == 404:
+            return reply
+        if reply.status_code < 500:
+            raise ForgeError(f"{method} {path}", f"HTTP {reply.status_code}")
+        raise _Transient(f"HTTP {reply.status_code}")
 
     async def can_write(self, repo: str, user: str) -> bool:
         """Whether `user` may push to `repo` (and so may set agents to work on it)."""

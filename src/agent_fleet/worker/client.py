@@ -8,13 +8,21 @@ ClientError
 import asyncio
 import hashlib
 import os
-import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential_jitter,
+)
 
 log = structlog.get_logger("agent_fleet.agent")
 BACKOFF_FIRST_SECS = 0.5
@@ -103,34 +111,62 @@ class FleetClient:
     ) -> httpx.Response:
         """Send until the server answers: connection errors and 5xx are retried with
         exponential backoff and jitter; a 4xx is final and raised as a ClientError."""
-        delay = BACKOFF_FIRST_SECS
-        tries = 0
-        while True:
-            tries += 1
-            headers = (
-                self.credentials.registration_header() if registering else self.credentials.header()
+        limit = attempts if attempts is not None else (None if self._retry_forever else 5)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_never if limit is None else stop_after_attempt(limit),
+            wait=wait_exponential_jitter(initial=BACKOFF_FIRST_SECS, max=BACKOFF_MAX_SECS),
+            before_sleep=_warn_retrying(path),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    # Asked each time: registering again may have changed the token.
+                    headers = (
+                        self.credentials.registration_header()
+                        if registering
+                        else self.credentials.header()
+                    )
+                    return await self._once(method, path, body, headers, wait_secs)
+        except _Transient as e:
+            raise ClientError(f"{method} {path}: {e}") from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        wait_secs: float,
+    ) -> httpx.Response:
+        try:
+            reply = await self._http.request(
+                method, path, json=body, headers=headers, timeout=wait_secs
             )
-            try:
-                reply = await self._http.request(
-                    method, path, json=body, headers=headers, timeout=wait_secs
-                )
-            except httpx.HTTPError as e:
-                problem = f"{type(e).__name__}: {e}"
-            else:
-                if reply.status_code < 400:
-                    return reply
-                if reply.status_code < 500:
-                    raise _refusal(reply)
-                problem = f"HTTP {reply.status_code}"
-            if (attempts is not None and tries >= attempts) or (
-                not self._retry_forever and tries >= 5
-            ):
-                raise ClientError(f"{method} {path}: {problem}")
-            log.warning(
-                "server unreachable, retrying", call=path, problem=problem, retry_in=round(delay, 1)
-            )
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 -- jitter
-            delay = min(delay * 2, BACKOFF_MAX_SECS)
+        except httpx.HTTPError as e:
+            raise _Transient(f"{type(e).__name__}: {e}") from None
+        if reply.status_code < 400:
+            return reply
+        if reply.status_code < 500:
+            raise _refusal(reply)
+        raise _Transient(f"HTTP {reply.status_code}")
+
+
+class _Transient(Exception):
+    """Worth another try: no answer, or a 5xx."""
+
+
+def _warn_retrying(call: str) -> Callable[[RetryCallState], None]:
+    def warn(state: RetryCallState) -> None:
+        problem = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "server unreachable, retrying", call=call, problem=str(problem), retry_in=round(wait, 1)
+        )
+
+    return warn
 
 
 def _refusal(reply: httpx.Response) -> ClientError:
