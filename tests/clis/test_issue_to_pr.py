@@ -1,0 +1,127 @@
+"""Issue in, pull request out with the real CLIs: a labelled-issue webhook makes a task for
+a repository whose remote is a real bare git repository, the real aider / Claude Code /
+Codex edits it at the stand-in model's word (aider commits on its own, the others only
+write the file), the pull agent commits what is left and pushes `task/<id>`, the server
+opens exactly one PR with `Closes #N` on the Forgejo stand-in, the task goes
+`review_pending`, and a merge webhook completes it.
+
+The forge (bare remote and stand-in) and the webhook deliveries are the e2e tier's
+(tests/e2e/test_issue_to_pr.py); only the CLI is real here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.clis.conftest import CODEX_IDLE_SECS, KEY, ModelServer, Spawn
+from tests.clis.standin_script import FILE_NAME, FILE_TEXT, SIDE_TEXT
+from tests.clis.test_real_clis import wait_for_task
+from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
+from tests.e2e.test_issue_to_pr import (  # the e2e tier's forge, shared, not copied
+    FORGE_TOKEN,
+    ISSUE,
+    LABEL,
+    REPO,
+    Forge,
+    artifacts,
+    forge,  # noqa: F401  (a fixture)
+    merge_delivery,
+    state_of,
+)
+from tests.e2e.test_webhooks import SECRET, deliver
+from tests.git_remote import branch_sha, git
+
+BOT = "Fleet Bot <fleet-bot@example.com>"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, forge: Forge) -> Iterator[ServerProcess]:  # noqa: F811
+    """The tier's server (tests/clis/conftest.py), connected to the Forgejo stand-in."""
+    server = ServerProcess(
+        tmp_path / "server",
+        orchestrator={"default_max_retries": 0, "task_timeout_secs": 900},
+        forgejo={"url": forge.standin.url, "token": FORGE_TOKEN, "webhook_secret": SECRET},
+        extra_toml=f"\n[agent_types.codex]\nidle_timeout_secs = {CODEX_IDLE_SECS}\n",
+    )
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def admin(fleet: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=fleet.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("cli", ["aider", "claude", "codex"])
+def test_a_labelled_issue_ends_as_a_pushed_branch_and_one_merged_pr(
+    cli: str,
+    model: ModelServer,
+    forge: Forge,  # noqa: F811
+    fleet: ServerProcess,
+    admin: httpx.Client,
+    spawn_agent: Spawn,
+) -> None:
+    bot_name, bot_email = BOT.removesuffix(">").split(" <")
+    agent = spawn_agent(
+        cli,
+        f"{cli}-git",
+        "code:rust",
+        url=model.url,
+        key=KEY,
+        extra_args=(
+            "--git-base-url",
+            f"file://{forge.root}",
+            "--git-author-name",
+            bot_name,
+            "--git-author-email",
+            bot_email,
+        ),
+    )
+    made = deliver(admin, "issues_label_updated.json", replace=LABEL)
+    assert made.json()["status"] == "created", made.text
+    task_id = made.json()["task_id"]
+    branch = f"task/{task_id}"
+    body = wait_for_task(
+        admin, task_id, lambda t: t["state"] in ("review_pending", "failed"), 300, [agent]
+    )
+    assert body["state"] == "review_pending", body
+
+    # The branch arrived on the remote with the CLI's edit.
+    sha = branch_sha(forge.origin, branch)
+    assert sha is not None and [a["sha"] for a in artifacts(body, "branch")] == [sha]
+    pushed = git("--git-dir", str(forge.origin), "show", f"{branch}:{FILE_NAME}")
+    assert pushed.strip() == FILE_TEXT.strip()
+    history = git("--git-dir", str(forge.origin), "log", "--format=%an <%ae>|%s", f"main..{branch}")
+    if cli == "aider":
+        # One commit, aider's own (its message from the model's side request), under the
+        # bot identity the fleet gave the workspace; no commit of its `.gitignore` edit.
+        assert history.splitlines() == [f"{BOT}|{SIDE_TEXT}"], history
+    else:
+        # The CLI only wrote the file: the fleet committed it as the bot, titled by the task.
+        assert history.splitlines() == [f"{BOT}|{body['title']}"], history
+    assert {a["path"] for a in artifacts(body, "file")} == {FILE_NAME}
+
+    # Exactly one PR, from the branch, closing the issue.
+    (pr,) = forge.standin.pulls(REPO)
+    assert (pr["head"], pr["base"]) == (branch, "main")
+    assert f"Closes #{ISSUE}" in pr["body"] and f"`{FILE_NAME}`" in pr["body"]
+    assert body["pr"]["number"] == pr["number"] and body["pr"]["state"] == "open"
+
+    merged = merge_delivery(admin, task_id, pr["number"])
+    assert merged.json() == {"status": "pull request merged", "task_id": task_id}
+    assert state_of(admin, task_id) == "completed"
+    assert len(forge.standin.pulls(REPO)) == 1
+    seen = admin.get(f"/api/v1/tasks/{task_id}/logs").text + json.dumps(body)
+    assert f"pushed {branch}" in seen
+    for secret in (KEY, FORGE_TOKEN, SECRET, PULL_TOKEN):
+        assert secret not in seen + agent.output()
