@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clis.conftest import CODEX_IDLE_SECS, KEY, ModelServer, Spawn
+from tests.clis.conftest import CODEX_IDLE_SECS, KEY, ModelServer, Spawn, _recipe_for, installed
 from tests.clis.standin_script import FILE_NAME, FILE_TEXT, SIDE_TEXT
 from tests.clis.test_real_clis import wait_for_task
+from tests.e2e.agents import AgentProcess
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
 from tests.e2e.test_issue_to_pr import (  # the e2e tier's forge, shared, not copied
     FORGE_TOKEN,
@@ -32,6 +33,7 @@ from tests.e2e.test_issue_to_pr import (  # the e2e tier's forge, shared, not co
     merge_delivery,
     state_of,
 )
+from tests.e2e.test_ssh_cli import host_block
 from tests.e2e.test_webhooks import SECRET, deliver
 from tests.git_remote import branch_sha, git
 
@@ -87,21 +89,31 @@ def test_a_labelled_issue_ends_as_a_pushed_branch_and_one_merged_pr(
             bot_email,
         ),
     )
+    check_issue_to_merged_pr(cli, admin, forge, [agent])
+
+
+def check_issue_to_merged_pr(
+    cli: str, admin: httpx.Client, remote: Forge, agents: list[AgentProcess]
+) -> None:
+    """A labelled-issue delivery, then: a pushed branch with the CLI's edit, one PR closing
+    the issue, review_pending, and a merge delivery completing the task."""
     made = deliver(admin, "issues_label_updated.json", replace=LABEL)
     assert made.json()["status"] == "created", made.text
     task_id = made.json()["task_id"]
     branch = f"task/{task_id}"
     body = wait_for_task(
-        admin, task_id, lambda t: t["state"] in ("review_pending", "failed"), 300, [agent]
+        admin, task_id, lambda t: t["state"] in ("review_pending", "failed"), 300, agents
     )
     assert body["state"] == "review_pending", body
 
     # The branch arrived on the remote with the CLI's edit.
-    sha = branch_sha(forge.origin, branch)
+    sha = branch_sha(remote.origin, branch)
     assert sha is not None and [a["sha"] for a in artifacts(body, "branch")] == [sha]
-    pushed = git("--git-dir", str(forge.origin), "show", f"{branch}:{FILE_NAME}")
+    pushed = git("--git-dir", str(remote.origin), "show", f"{branch}:{FILE_NAME}")
     assert pushed.strip() == FILE_TEXT.strip()
-    history = git("--git-dir", str(forge.origin), "log", "--format=%an <%ae>|%s", f"main..{branch}")
+    history = git(
+        "--git-dir", str(remote.origin), "log", "--format=%an <%ae>|%s", f"main..{branch}"
+    )
     if cli == "aider":
         # One commit, aider's own (its message from the model's side request), under the
         # bot identity the fleet gave the workspace; no commit of its `.gitignore` edit.
@@ -112,7 +124,7 @@ def test_a_labelled_issue_ends_as_a_pushed_branch_and_one_merged_pr(
     assert {a["path"] for a in artifacts(body, "file")} == {FILE_NAME}
 
     # Exactly one PR, from the branch, closing the issue.
-    (pr,) = forge.standin.pulls(REPO)
+    (pr,) = remote.standin.pulls(REPO)
     assert (pr["head"], pr["base"]) == (branch, "main")
     assert f"Closes #{ISSUE}" in pr["body"] and f"`{FILE_NAME}`" in pr["body"]
     assert body["pr"]["number"] == pr["number"] and body["pr"]["state"] == "open"
@@ -120,8 +132,57 @@ def test_a_labelled_issue_ends_as_a_pushed_branch_and_one_merged_pr(
     merged = merge_delivery(admin, task_id, pr["number"])
     assert merged.json() == {"status": "pull request merged", "task_id": task_id}
     assert state_of(admin, task_id) == "completed"
-    assert len(forge.standin.pulls(REPO)) == 1
+    assert len(remote.standin.pulls(REPO)) == 1
     seen = admin.get(f"/api/v1/tasks/{task_id}/logs").text + json.dumps(body)
     assert f"pushed {branch}" in seen
+    seen += "".join(agent.output() for agent in agents)
     for secret in (KEY, FORGE_TOKEN, SECRET, PULL_TOKEN):
-        assert secret not in seen + agent.output()
+        assert secret not in seen
+
+
+@pytest.mark.timeout(600)
+def test_on_an_ssh_cli_host_aiders_commit_is_pushed_and_one_pr_opened(
+    model: ModelServer,
+    forge: Forge,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The same path on an ssh_cli host (run locally: the test sshd's user has a HOME of
+    its own, which a test may not write). The host's user has aider on PATH and its model
+    settings in its login profile, as a host's operator sets them up."""
+    home = tmp_path / "host-home"
+    home.mkdir()
+    exported = _recipe_for("aider", home, url=model.url, key=KEY)
+    exported["PATH"] = f"{installed('aider')}:$PATH"
+    profile = "".join(f'export {name}="{value}"\n' for name, value in exported.items())
+    (home / ".profile").write_text(profile)
+    bot_name, bot_email = BOT.removesuffix(">").split(" <")
+    server = ServerProcess(
+        tmp_path / "server",
+        orchestrator={
+            "default_max_retries": 0,
+            "task_timeout_secs": 900,
+            "dispatch_interval_secs": 1,
+            "ssh_poll_interval_secs": 0.2,
+        },
+        forgejo={
+            "url": forge.standin.url,
+            "token": FORGE_TOKEN,
+            "webhook_secret": SECRET,
+            "clone_url": f"file://{forge.root}",
+            "commit_author_name": bot_name,
+            "commit_author_email": bot_email,
+        },
+        extra_toml=host_block(
+            "h1", tmp_path / "runs", None, caps=("code:rust",), agent_type="aider"
+        ),
+        env={"HOME": str(home)},
+    )
+    server.workdir.mkdir()
+    server.start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as admin:
+            check_issue_to_merged_pr("aider", admin, forge, [])
+    finally:
+        server.stop()
