@@ -10,6 +10,7 @@ The forge (bare remote and stand-in) and the webhook deliveries are the e2e tier
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ from tests.e2e.test_issue_to_pr import (  # the e2e tier's forge, shared, not co
 from tests.e2e.test_ssh_cli import host_block
 from tests.e2e.test_webhooks import SECRET, deliver
 from tests.git_remote import branch_sha, git
+from tests.sshd import SshServer
 
 BOT = "Fleet Bot <fleet-bot@example.com>"
 
@@ -141,14 +143,17 @@ def check_issue_to_merged_pr(
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("host", ["local", "ssh"])
 def test_on_an_ssh_cli_host_aiders_commit_is_pushed_and_one_pr_opened(
+    host: str,
     model: ModelServer,
     forge: Forge,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """The same path on an ssh_cli host (run locally: the test sshd's user has a HOME of
-    its own, which a test may not write). The host's user has aider on PATH and its model
-    settings in its login profile, as a host's operator sets them up."""
+    """The same path on an ssh_cli host, run locally or over a real sshd (cloning and
+    pushing over `ssh://` with a deploy key). The host's user has aider on PATH and its
+    model settings in its login profile, as a host's operator sets them up; its HOME is
+    the test's (the server's environment, or sshd's SetEnv), not the machine user's."""
     home = tmp_path / "host-home"
     home.mkdir()
     exported = _recipe_for("aider", home, url=model.url, key=KEY)
@@ -156,6 +161,18 @@ def test_on_an_ssh_cli_host_aiders_commit_is_pushed_and_one_pr_opened(
     profile = "".join(f'export {name}="{value}"\n' for name, value in exported.items())
     (home / ".profile").write_text(profile)
     bot_name, bot_email = BOT.removesuffix(">").split(" <")
+    stack = contextlib.ExitStack()
+    sshd = None
+    if host == "ssh":
+        sshd = SshServer.start(tmp_path / "sshd", {"HOME": str(home)})
+        stack.callback(sshd.stop)
+    block = host_block("h1", tmp_path / "runs", sshd, caps=("code:rust",), agent_type="aider")
+    clone_url = f"file://{forge.root}"
+    if sshd is not None:
+        clone_url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{forge.root}"
+        block = block.rstrip("\n") + (
+            f'\ngit_ssh_key_path = "{sshd.key_path}"\ngit_known_hosts = "{sshd.known_hosts}"\n'
+        )
     server = ServerProcess(
         tmp_path / "server",
         orchestrator={
@@ -168,21 +185,20 @@ def test_on_an_ssh_cli_host_aiders_commit_is_pushed_and_one_pr_opened(
             "url": forge.standin.url,
             "token": FORGE_TOKEN,
             "webhook_secret": SECRET,
-            "clone_url": f"file://{forge.root}",
+            "clone_url": clone_url,
             "commit_author_name": bot_name,
             "commit_author_email": bot_email,
         },
-        extra_toml=host_block(
-            "h1", tmp_path / "runs", None, caps=("code:rust",), agent_type="aider"
-        ),
+        extra_toml=block,
         env={"HOME": str(home)},
     )
     server.workdir.mkdir()
-    server.start()
-    try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-        ) as admin:
-            check_issue_to_merged_pr("aider", admin, forge, [])
-    finally:
-        server.stop()
+    with stack:
+        server.start()
+        stack.callback(server.stop)
+        admin = stack.enter_context(
+            httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+            )
+        )
+        check_issue_to_merged_pr("aider", admin, forge, [])
