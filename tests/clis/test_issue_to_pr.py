@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.clis.conftest import CODEX_IDLE_SECS, KEY, ModelServer, Spawn, _recipe_for, installed
-from tests.clis.standin_script import FILE_NAME, FILE_TEXT, SIDE_TEXT
+from tests.clis.standin_script import FILE_NAME, FILE_TEXT, FINAL_TEXT, SIDE_TEXT
 from tests.clis.test_real_clis import wait_for_task
 from tests.e2e.agents import AgentProcess
 from tests.e2e.server import ADMIN_TOKEN, PULL_TOKEN, ServerProcess
@@ -129,6 +129,8 @@ def check_issue_to_merged_pr(
     (pr,) = remote.standin.pulls(REPO)
     assert (pr["head"], pr["base"]) == (branch, "main")
     assert f"Closes #{ISSUE}" in pr["body"] and f"`{FILE_NAME}`" in pr["body"]
+    # Titled by the task, described by what the real CLI said it did.
+    assert pr["title"] == body["title"] and FINAL_TEXT in pr["body"]
     assert body["pr"]["number"] == pr["number"] and body["pr"]["state"] == "open"
 
     merged = merge_delivery(admin, task_id, pr["number"])
