@@ -32,7 +32,8 @@ class SshServer:
     proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls, root: Path) -> SshServer:
+    def start(cls, root: Path, set_env: dict[str, str] | None = None) -> SshServer:
+        """`set_env`: sshd's `SetEnv`, over the sessions' environment (HOME too)."""
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
         _keygen(root / "host_key")
@@ -57,6 +58,7 @@ class SshServer:
                     "MaxSessions 100",
                     "MaxStartups 100:30:200",
                     "LogLevel ERROR",
+                    *(f"SetEnv {name}={value}" for name, value in (set_env or {}).items()),
                 ]
             )
             + "\n"

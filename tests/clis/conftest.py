@@ -115,10 +115,19 @@ Spawn = Callable[..., AgentProcess]
 @pytest.fixture
 def spawn_agent(fleet: ServerProcess, tmp_path: Path) -> Iterator[Spawn]:
     """Start `agent-fleet agent --agent-type <cli>` with the guide's recipe for the CLI,
-    pointed at `url` with `key`; every agent is stopped at the end."""
+    pointed at `url` with `key` (and `extra_args`, e.g. `--git-base-url`); every agent is
+    stopped at the end."""
     started: list[AgentProcess] = []
 
-    def spawn(cli: str, agent_id: str, capability: str, *, url: str, key: str) -> AgentProcess:
+    def spawn(
+        cli: str,
+        agent_id: str,
+        capability: str,
+        *,
+        url: str,
+        key: str,
+        extra_args: tuple[str, ...] = (),
+    ) -> AgentProcess:
         bins = installed(cli)
         home = tmp_path / agent_id / "home"
         home.mkdir(parents=True)
@@ -138,6 +147,7 @@ def spawn_agent(fleet: ServerProcess, tmp_path: Path) -> Iterator[Spawn]:
             "--capability", capability,
             "--work-dir", str(tmp_path / agent_id / "work"),
             "--shutdown-grace", "5",
+            *extra_args,
         ]  # fmt: skip
         with log_path.open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)

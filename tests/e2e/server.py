@@ -51,6 +51,7 @@ class ServerProcess:
     server: dict[str, Any] = field(default_factory=dict)  # over [server]; None drops a key
     nofile: int | None = None  # the server's open-files limit (soft and hard), as systemd sets
     extra_toml: str = ""  # appended as is: [[hosts]], [agent_types.*]
+    env: dict[str, str] = field(default_factory=dict)  # over the test's environment
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     _log_start: int = 0  # where this start's part of the log begins
@@ -112,6 +113,7 @@ class ServerProcess:
         self.write_config()
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_FLEET_")}
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             self.proc = processes.spawn(
                 [sys.executable, "-m", "agent_fleet", "serve", "--config", str(self.config_path)],

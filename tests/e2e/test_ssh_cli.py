@@ -30,6 +30,7 @@ def host_block(
     slots: int = 2,
     port: int | None = None,
     caps: tuple[str, ...] = ("code",),
+    agent_type: str = "fake",
 ) -> str:
     lines = ["[[hosts]]", f"host_id = {_toml(host_id)}", f"work_dir = {_toml(str(work_dir))}"]
     if sshd is None:
@@ -45,7 +46,7 @@ def host_block(
         ]
     cap_list = ", ".join(_toml(c) for c in caps)
     lines.append(
-        f'agents = [{{agent_type = "fake", max_concurrency = {slots}, '
+        f"agents = [{{agent_type = {_toml(agent_type)}, max_concurrency = {slots}, "
         f"capabilities = [{cap_list}]}}]"
     )
     return "\n".join(lines) + "\n\n"

@@ -3,6 +3,7 @@ without ever forcing, list the files changed, and keep credentials to git alone.
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,41 @@ def test_what_the_cli_left_uncommitted_is_committed_and_pushed(tmp_path: Path) -
     assert "second line" not in log and f"agent-fleet task {TASK}" in log
     assert not list(tmp_path.rglob("PWNED*")), "the title was executed"
     assert f"pushed {BRANCH}" in attempt.output.decode()
+
+
+def test_the_clis_own_commits_carry_the_bot_identity_and_its_scratch_files_stay_out(
+    tmp_path: Path,
+) -> None:
+    origin = make_origin(tmp_path / "forge", "acme/widgets")
+    attempt = Run(
+        tmp_path, f"file://{origin}", author_name="Fleet Bot", author_email="bot@x.example"
+    )
+    work = run(attempt.prepare())
+    # What aider does: its chat history and tags cache in the workspace, and a commit of
+    # its edit with whatever identity the repository has (no -c, no environment).
+    (work / ".aider.chat.history.md").write_text("# aider chat\n")
+    (work / ".aider.tags.cache.v4").mkdir()
+    (work / ".aider.tags.cache.v4" / "cache.db").write_bytes(b"\0")
+    (work / "fix.txt").write_text("the fix\n")
+    ignored = git("check-ignore", ".aider", cwd=work, check=False)
+    assert ignored == ".aider"  # aider asks git, finds `.aider*` ignored, leaves .gitignore alone
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    subprocess.run(["git", "add", "fix.txt"], cwd=work, check=True)
+    subprocess.run(
+        ["git", "commit", "-qm", "aider's commit"],
+        cwd=work,
+        env={**clean, "HOME": str(tmp_path)},
+        check=True,
+    )
+
+    done = run(attempt.deliver())
+
+    assert done.status is DeliveryStatus.PUSHED, (done, attempt.output)
+    assert list(done.files) == ["fix.txt"]
+    log = git("--git-dir", str(origin), "log", "--format=%an <%ae>|%s", f"main..{BRANCH}")
+    assert log == "Fleet Bot <bot@x.example>|aider's commit"
+    tree = git("--git-dir", str(origin), "ls-tree", "-r", "--name-only", BRANCH)
+    assert ".aider" not in tree and ".gitignore" not in tree
 
 
 def test_a_run_that_changed_nothing_delivers_nothing(tmp_path: Path) -> None:

@@ -28,17 +28,29 @@ DEFAULT_AUTHOR_EMAIL = "agent-fleet@localhost"
 #: The plan's own files (beside the inputs) in `meta/git/`.
 PLAN_DIR = "git"
 SCRIPT_NAME = "deliver.sh"
+#: Files agent CLIs keep in the workspace that are not work (aider's chat history and
+#: tags cache): excluded from what a delivery commits.
+SCRATCH_PATTERNS = (".aider*",)
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,250}$")
 
 # Writes the plan: name/value pairs as positional parameters, then records where the
 # attempt started (HEAD after checkout) and the base it is measured against (the
-# remote's default branch as cloned).
+# remote's default branch as cloned). For a delivery, the workspace's own git identity
+# is the bot's, so commits the CLI makes itself carry it (aider otherwise writes
+# "Your Name <you@example.com>" into the repository's config), and the files CLIs keep
+# in the workspace (SCRATCH_PATTERNS) are excluded, so they are never committed, and
+# aider, finding `.aider*` ignored, leaves `.gitignore` alone.
 PLAN_SCRIPT = r"""
 dir=$1; work=$2; shift 2
 umask 077
 mkdir -p -- "$dir" || exit 1
 while [ "$#" -ge 2 ]; do printf '%s' "$2" > "$dir/$1" || exit 1; shift 2; done
 [ -d "$work/.git" ] || exit 0
+if [ -f "$dir/remote" ]; then
+  git -C "$work" config user.name "$(cat "$dir/author_name")" || exit 1
+  git -C "$work" config user.email "$(cat "$dir/author_email")" || exit 1
+  mkdir -p -- "$work/.git/info" && cat -- "$dir/exclude" >> "$work/.git/info/exclude" || exit 1
+fi
 git -C "$work" rev-parse --verify -q HEAD > "$dir/start" || : > "$dir/start"
 git -C "$work" rev-parse --verify -q refs/remotes/origin/HEAD > "$dir/base" \
   || cp -- "$dir/start" "$dir/base"
@@ -186,6 +198,7 @@ def plan_files(plan: Plan) -> dict[str, str]:
             author_name=_one_line(plan.author_name),
             author_email=_one_line(plan.author_email),
             message=commit_message(plan.title, plan.task_id),
+            exclude="".join(f"{pattern}\n" for pattern in SCRATCH_PATTERNS),
         )
         if plan.ssh_command:
             files["ssh_command"] = plan.ssh_command
