@@ -8,6 +8,7 @@ Modules (each a `bench(cfg) -> Section`), in order:
   store      SqliteEventStore in-process vs raw SQLite transactions
   large      db rebuild and restart at 1,000,000 events; RSS at 100,000 tasks
   peers      Huey, Procrastinate, PgQueuer vs our store, same work
+  pg_scale   PostgreSQL: lock waits per append with 1 and 2 replicas (pg_stat_activity)
 
 Every figure is the median of `--runs` runs (default 3) with min–max. Results go
 to bench/results/latest.md and latest.json; the table is printed too.
@@ -39,6 +40,7 @@ MODULES = {
     "store": "bench.event_store",
     "large": "bench.large_store",
     "peers": "bench.peers",
+    "pg_scale": "bench.pg_scale",
 }
 
 
