@@ -14,7 +14,7 @@ SELECT body::text FROM agents WHERE agent_id = %(id)s FOR UPDATE
 -- lets a cursor reader wait for the appends in flight (read_horizon). A (stream,
 -- version) already taken inserts nothing and draws no number: the caller raises
 -- ConcurrencyConflict. nextval is evaluated after the sort, so seq follows ord.
-WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(7305513)),
+WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(7305513, hashtext(current_schema()))),
      e AS (SELECT * FROM jsonb_to_recordset(%(events)s::jsonb)
                AS e(ord int, stream text, version int, type text, data jsonb, actor text,
                     at timestamptz)),
@@ -35,8 +35,9 @@ ORDER BY e.ord LIMIT 1
 
 -- name: horizon_lock
 -- A cursor reader's horizon, step 1: the append lock exclusively, granted once every
--- append in flight has committed or rolled back (new appends queue behind it).
-SELECT pg_advisory_xact_lock(7305513)
+-- append in flight has committed or rolled back (new appends queue behind it). One
+-- lock per schema: installations sharing a database do not wait for each other.
+SELECT pg_advisory_xact_lock(7305513, hashtext(current_schema()))
 
 -- name: horizon
 -- Step 2, still holding it: every seq up to here is final (committed or never will
