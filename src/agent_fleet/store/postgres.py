@@ -169,16 +169,14 @@ class PostgresEventStore(QueryReads):
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async def claim(conn: Conn) -> Task | None:
-            claimer = await (
-                await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
-            ).fetchone()
+            async with conn.pipeline():  # one round trip for both
+                locked = await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
+                counted = await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
+            claimer, held = await locked.fetchone(), await counted.fetchone()
             if claimer is None:
                 raise AgentNotFound(agent.agent_id)
             if claimer[0] != AgentStatus.ONLINE:
                 raise AgentUnavailable(agent.agent_id, claimer[0])
-            held = await (
-                await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
-            ).fetchone()
             if held is None or held[0] >= agent.max_concurrency:
                 return None
             params = {
@@ -186,9 +184,11 @@ class PostgresEventStore(QueryReads):
                 "modes": sorted(m.value for m in modes),
                 "capabilities": json.dumps(list(agent.capabilities)),
             }
-            await conn.execute(Q["claim_plan"])
-            row = await (await conn.execute(Q["claim"], params)).fetchone()
-            await conn.execute(Q["claim_plan_reset"])
+            async with conn.pipeline():  # the plan settings and the claim: one round trip
+                await conn.execute(Q["claim_plan"])
+                claimed = await conn.execute(Q["claim"], params)
+                await conn.execute(Q["claim_plan_reset"])
+            row = await claimed.fetchone()
             if row is None:
                 return None
             task = decode_task(row[0])
@@ -305,21 +305,11 @@ async def _append_in_tx(
             row = await (await conn.execute(Q["lock_agent"], {"id": stream})).fetchone()
             agents[stream] = decode_agent(row[0]) if row else None
     projected = fold(events, lambda i: tasks.get(i), lambda i: agents.get(i))
-    async with conn.cursor() as cur:
-        if projected.tasks:
-            await cur.executemany(Q["upsert_task"], [task_row(t) for t in projected.tasks.values()])
-        if projected.agents:
-            await cur.executemany(
-                Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
-            )
     payload = notice(
         origin,
         {i: (tasks.get(i), t) for i, t in projected.tasks.items()},
         {i: (agents.get(i), a) for i, a in projected.agents.items()},
     )
-    if payload is not None:
-        await conn.execute(Q["notify"], {"payload": payload})  # delivered at commit
-    # 2. Number and insert the events in one statement (see insert_events).
     if not events:
         return []
     rows = [
@@ -335,9 +325,22 @@ async def _append_in_tx(
         for n, e in enumerate(events, start=1)
     ]
     params = {"events": json.dumps(rows)}
+    # 2. Write the projections, the notice and the events in one round trip (a pipeline:
+    # the statements still run in order, each seeing what the one before committed).
     try:
-        cur = await conn.execute(Q["insert_events"], params)
-        seqs = sorted(r[0] for r in await cur.fetchall())
+        async with conn.pipeline(), conn.cursor() as cur:
+            if projected.tasks:
+                await cur.executemany(
+                    Q["upsert_task"], [task_row(t) for t in projected.tasks.values()]
+                )
+            if projected.agents:
+                await cur.executemany(
+                    Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
+                )
+            if payload is not None:
+                await cur.execute(Q["notify"], {"payload": payload})  # delivered at commit
+            inserted = await conn.execute(Q["insert_events"], params)  # see insert_events
+        seqs = sorted(r[0] for r in await inserted.fetchall())
     except psycopg.errors.UniqueViolation as e:
         # Only when a (stream, version) was taken after the statement's check began:
         # the constraint is the last word.

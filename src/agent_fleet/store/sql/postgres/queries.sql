@@ -89,11 +89,12 @@ SELECT count(*) FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned
 -- Walk the queue in index order and stop at the first match. Without this a
 -- freshly filled table (statistics not yet analysed) gets a plan that sorts
 -- every open task on each claim.
-SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off
+-- (set_config(..., true) is SET LOCAL as one statement, which a pipeline can carry.)
+SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)
 
 -- name: claim_plan_reset
 -- ...for the claim only: the rest of the transaction plans as usual.
-SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on
+SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_sort', 'on', true)
 
 -- name: claim
 -- One statement claims the best open task this agent can serve. SKIP LOCKED:
