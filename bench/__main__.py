@@ -137,6 +137,22 @@ def goals(s: dict[str, Section]) -> list[tuple[str, str, bool | None]]:
             *check(_fig(s, "large", "restart_secs"), lambda v: v <= 2, "{:.2f} s"),
         )
     )
+    out.append(
+        (
+            "PostgreSQL ahead of Procrastinate (same jobs, same run)",
+            *check(
+                _ratio(_fig(s, "peers", "ours_pg"), _fig(s, "peers", "procrastinate")),
+                lambda v: v >= 1,
+                "{:.2f}×",
+            ),
+        )
+    )
+    out.append(
+        (
+            "PostgreSQL, 2 replicas: append-lock wait ≤ 1 ms per append",
+            *check(_fig(s, "pg_scale", "advisory_wait_2r"), lambda v: v <= 1, "{:.2f} ms"),
+        )
+    )
     dups = s["pull"].checks.get("duplicate_assignments_total") if "pull" in s else None
     out.append(
         (
