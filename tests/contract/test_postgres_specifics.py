@@ -8,6 +8,7 @@ from collections import Counter
 import psycopg
 import pytest
 
+from agent_fleet.domain.errors import StoreError
 from agent_fleet.domain.events import TaskAssigned
 from agent_fleet.domain.ids import Lease
 from agent_fleet.domain.matching import Appetite
@@ -219,3 +220,27 @@ def test_a_database_numbered_by_the_old_counter_migrates_and_numbers_on(pg_url: 
     seqs, tables = asyncio.run(scenario())
     assert seqs == [42]
     assert not any(t.startswith("event_counter.") for t in tables)
+
+
+def test_a_reader_gives_up_rather_than_hold_writers_behind_an_append_that_never_ends(
+    pg_url: str,
+) -> None:
+    """Appends queue behind a reader waiting for the horizon: while an append is stuck
+    before its commit, the reader fails (lock_timeout) and the other appends go on."""
+
+    async def scenario() -> list[str]:
+        store = PostgresEventStore(pg_url)
+        await store.migrate()
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url) as conn,
+            conn.transaction(),
+        ):
+            await _append_in_tx(conn, created("t-stuck"), "test")
+            with pytest.raises(StoreError, match="LockNotAvailable"):
+                _ = [r async for r in store.iter_events()]
+            await asyncio.wait_for(store.append(created("t-after")), timeout=60)
+        tasks, _ = await store.all_projections()
+        await store.close()
+        return [t.task_id for t in tasks]
+
+    assert asyncio.run(scenario()) == ["t-after", "t-stuck"]

@@ -109,6 +109,7 @@ class PostgresEventStore(QueryReads):
         async def take(conn: Conn) -> int:
             # The exclusive append lock waits out the appends in flight; new ones queue
             # behind it for as long as this transaction lasts: two short statements.
+            await conn.execute(Q["horizon_patience"])
             await conn.execute(Q["horizon_lock"])
             row = await (await conn.execute(Q["horizon"])).fetchone()
             return int(row[0]) if row else 0

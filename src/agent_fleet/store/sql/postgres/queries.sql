@@ -33,6 +33,12 @@ FROM jsonb_to_recordset(%(events)s::jsonb) AS e(ord int, stream text, version in
 JOIN events USING (stream, version)
 ORDER BY e.ord LIMIT 1
 
+-- name: horizon_patience
+-- New appends queue behind a reader waiting for the lock: an append that never
+-- finishes (a frozen process mid-commit) must not stall every writer for long. The
+-- reader gives up instead (StoreError); a duty tries again at its next tick.
+SELECT set_config('lock_timeout', '5s', true)
+
 -- name: horizon_lock
 -- A cursor reader's horizon, step 1: the append lock exclusively, granted once every
 -- append in flight has committed or rolled back (new appends queue behind it). One
