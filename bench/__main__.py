@@ -8,6 +8,7 @@ Modules (each a `bench(cfg) -> Section`), in order:
   store      SqliteEventStore in-process vs raw SQLite transactions
   large      db rebuild and restart at 1,000,000 events; RSS at 100,000 tasks
   peers      Huey, Procrastinate, PgQueuer vs our store, same work
+  pg_scale   PostgreSQL: lock waits per append with 1 and 2 replicas (pg_stat_activity)
 
 Every figure is the median of `--runs` runs (default 3) with min–max. Results go
 to bench/results/latest.md and latest.json; the table is printed too.
@@ -39,6 +40,7 @@ MODULES = {
     "store": "bench.event_store",
     "large": "bench.large_store",
     "peers": "bench.peers",
+    "pg_scale": "bench.pg_scale",
 }
 
 
@@ -133,6 +135,22 @@ def goals(s: dict[str, Section]) -> list[tuple[str, str, bool | None]]:
         (
             "restart ≤ 2 s at 1M events",
             *check(_fig(s, "large", "restart_secs"), lambda v: v <= 2, "{:.2f} s"),
+        )
+    )
+    out.append(
+        (
+            "PostgreSQL ahead of Procrastinate (same jobs, same run)",
+            *check(
+                _ratio(_fig(s, "peers", "ours_pg"), _fig(s, "peers", "procrastinate")),
+                lambda v: v >= 1,
+                "{:.2f}×",
+            ),
+        )
+    )
+    out.append(
+        (
+            "PostgreSQL, 2 replicas: append-lock wait ≤ 1 ms per append",
+            *check(_fig(s, "pg_scale", "advisory_wait_2r"), lambda v: v <= 1, "{:.2f} ms"),
         )
     )
     dups = s["pull"].checks.get("duplicate_assignments_total") if "pull" in s else None

@@ -335,6 +335,40 @@ async def test_concurrent_appends_at_one_version_have_exactly_one_winner(
     assert (tasks[0].state, tasks[0].version) == (TaskState.CANCELLED, 2)
 
 
+async def test_a_cursor_reader_following_concurrent_appenders_sees_each_event_once_in_order(
+    open_store: OpenStore,
+) -> None:
+    """Appenders on separate instances (connections, pools), a reader on another moving
+    its cursor as it goes, as the comment duty does: what it read, in the order it read
+    it, is the whole log in seq order; it skipped nothing that committed late."""
+    writers, per_writer = 4, 25
+    appenders = [await open_store() for _ in range(writers)]
+    reader = await open_store()
+    finished = asyncio.Event()
+
+    async def write(n: int) -> None:
+        for i in range(per_writer):
+            await appenders[n].append(created(f"w{n}-{i:02}"))
+
+    async def follow() -> list[int]:
+        seen: list[int] = []
+        while True:
+            last_pass = finished.is_set()  # the writers were done before this pass began
+            async for recorded in reader.iter_events(batch=7, after=seen[-1] if seen else 0):
+                seen.append(recorded.seq)
+            if last_pass:
+                return seen
+            await asyncio.sleep(0)
+
+    following = asyncio.create_task(follow())
+    await asyncio.gather(*(write(n) for n in range(writers)))
+    finished.set()
+    seen = await following
+    everything = [r.seq for r in await all_events(reader)]
+    assert len(everything) == writers * per_writer
+    assert seen == everything, "the cursor reader skipped, repeated or reordered events"
+
+
 async def test_a_lost_race_changes_nothing_and_leaves_no_gap(store: EventStore) -> None:
     await store.append(created("t1"))
     await add_agent(store, "a")

@@ -1,16 +1,20 @@
 """What only the PostgreSQL store promises: parallel claimers on separate pools, migrations
-that several replicas may run at once, and a gap-free global order under concurrent appends."""
+that several replicas may run at once, a global order under concurrent appends that a
+cursor reader follows without skipping, and migrating a database numbered the old way."""
 
 import asyncio
 from collections import Counter
 
+import psycopg
 import pytest
 
+from agent_fleet.domain.errors import StoreError
 from agent_fleet.domain.events import TaskAssigned
 from agent_fleet.domain.ids import Lease
 from agent_fleet.domain.matching import Appetite
 from agent_fleet.domain.states import ExecutionMode
-from agent_fleet.store.postgres import PostgresEventStore
+from agent_fleet.ports.queries import RecordedEvent
+from agent_fleet.store.postgres import PostgresEventStore, _append_in_tx
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
 from agent_fleet.store.sqlfile import load_migrations
 from tests.contract.builders import agent_of, at, created, registered
@@ -99,3 +103,144 @@ def test_a_task_created_on_one_replica_wakes_a_fitting_long_poll_on_another(pg_u
         return python_woke, rusty_woke
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+async def _reader_waits_or_is_done(
+    pg_url: str, reader: "asyncio.Task[list[RecordedEvent]]"
+) -> None:
+    """Until the reader has returned, or a backend waits for the append lock exclusively."""
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        for _ in range(3000):
+            if reader.done():
+                return
+            row = await (
+                await conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event = 'advisory' AND query LIKE '%%pg_advisory_xact_lock(%%'"
+                )
+            ).fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the reader neither returned nor waited for the append in flight")
+
+
+def test_a_cursor_reader_never_skips_an_append_that_commits_late_with_a_lower_seq(
+    pg_url: str,
+) -> None:
+    """seq is drawn before commit: an append in flight holds a lower seq than one that
+    committed after it. A reader that read past the committed one and moved its cursor
+    there would never see the late one; the horizon makes the reader wait for it."""
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        store = PostgresEventStore(pg_url)
+        await store.migrate()
+        drawn: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        release = asyncio.Event()
+
+        async def in_flight() -> None:  # an append on its own connection, not yet committed
+            async with (
+                await psycopg.AsyncConnection.connect(pg_url) as conn,
+                conn.transaction(),
+            ):
+                got = await _append_in_tx(conn, created("t-late"), "test")
+                drawn.set_result(got[0].seq)
+                await release.wait()
+
+        async def read(after: int) -> list[RecordedEvent]:
+            return [r async for r in store.iter_events(batch=1, after=after)]
+
+        late_append = asyncio.create_task(in_flight())
+        late = await drawn
+        [early] = await store.append(created("t-early"))
+        reader = asyncio.create_task(read(0))
+        await _reader_waits_or_is_done(pg_url, reader)
+        release.set()
+        await late_append
+        first = await reader
+        second = await read(first[-1].seq if first else 0)  # on from the reader's cursor
+        await store.close()
+        return late, early.seq, [r.seq for r in first + second]
+
+    late, early, seen = asyncio.run(scenario())
+    assert late < early, "the in-flight append must hold the lower seq"
+    assert seen == [late, early], "the cursor reader skipped or reordered an event"
+
+
+def test_appends_to_other_streams_do_not_wait_for_an_append_in_flight(pg_url: str) -> None:
+    """The append lock is shared among appenders: while one append has not committed,
+    appends to other streams, on other connections, commit."""
+
+    async def scenario() -> list[str]:
+        store = PostgresEventStore(pg_url)
+        await store.migrate()
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url) as conn,
+            conn.transaction(),
+        ):
+            await _append_in_tx(conn, created("t-open"), "test")
+            for n in range(3):  # would wait forever under an exclusive append lock
+                await asyncio.wait_for(store.append(created(f"t{n}")), timeout=60)
+            tasks, _ = await store.all_projections()
+        await store.close()
+        return [t.task_id for t in tasks]
+
+    assert asyncio.run(scenario()) == ["t0", "t1", "t2"]
+
+
+def test_a_database_numbered_by_the_old_counter_migrates_and_numbers_on(pg_url: str) -> None:
+    """Migration 0008 replaces the counter row with a sequence that starts after it."""
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            for number, name, sql in load_migrations("postgres"):
+                if number < 8:
+                    await conn.execute(sql.encode())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (number, name),
+                    )
+            # Events numbered the old way: up to 41, the counter at 41.
+            await conn.execute(
+                "INSERT INTO events (seq, stream, version, type, data, actor, at) VALUES"
+                " (41, 'old', 1, 'task.created', '{}', 'x', now())"
+            )
+            await conn.execute("UPDATE event_counter SET last = 41")
+        store = PostgresEventStore(pg_url)
+        assert await store.migrate() == 1
+        seqs = [r.seq for r in await store.append(created("t-new"))]
+        tables = await store.schema()
+        await store.close()
+        return seqs, tables
+
+    seqs, tables = asyncio.run(scenario())
+    assert seqs == [42]
+    assert not any(t.startswith("event_counter.") for t in tables)
+
+
+def test_a_reader_gives_up_rather_than_hold_writers_behind_an_append_that_never_ends(
+    pg_url: str,
+) -> None:
+    """Appends queue behind a reader waiting for the horizon: while an append is stuck
+    before its commit, the reader fails (lock_timeout) and the other appends go on."""
+
+    async def scenario() -> list[str]:
+        store = PostgresEventStore(pg_url)
+        await store.migrate()
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url) as conn,
+            conn.transaction(),
+        ):
+            await _append_in_tx(conn, created("t-stuck"), "test")
+            with pytest.raises(StoreError, match="LockNotAvailable"):
+                _ = [r async for r in store.iter_events()]
+            await asyncio.wait_for(store.append(created("t-after")), timeout=60)
+        tasks, _ = await store.all_projections()
+        await store.close()
+        return [t.task_id for t in tasks]
+
+    assert asyncio.run(scenario()) == ["t-after", "t-stuck"]

@@ -1,15 +1,19 @@
 """The scale-out event store: PostgreSQL through psycopg 3 (async) and a connection pool.
 
 Same contract as the SQLite store. What differs: claims use `FOR UPDATE SKIP
-LOCKED` so replicas claim in parallel; appends lock the rows they change, then
-take one short advisory lock to number their events, so readers see a global
-order without gaps; every append that touches a task sends NOTIFY, which wakes
-long-polls on all replicas (`PostgresTaskSignal`).
+LOCKED` so replicas claim in parallel; appends lock the rows they change (the
+per-stream order; a (stream, version) taken is a ConcurrencyConflict) and number
+their events from a sequence under a shared advisory lock, so appends to
+different streams never wait for each other; cursor readers (`iter_events`) read
+only below a horizon that no append in flight can still commit under, so they
+see the global order without skipping an event (docs/scale-out.md). Every append
+that touches a task sends NOTIFY, which wakes long-polls on all replicas
+(`PostgresTaskSignal`).
 """
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,7 +38,7 @@ from agent_fleet.ports.queries import RecordedEvent
 from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.postgres_signal import new_origin, notice
 from agent_fleet.store.projection import agent_row, fold, task_row
-from agent_fleet.store.reads import QueryReads, join_chunks
+from agent_fleet.store.reads import QueryReads, join_chunks, recorded
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -84,6 +88,33 @@ class PostgresEventStore(QueryReads):
 
     def _id_list(self, ids: Sequence[str]) -> Any:
         return list(ids)  # bound as a text[] for `= ANY(...)`
+
+    async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
+        """Events after `after` in seq order, up to the horizon taken when the read begins.
+
+        seq is drawn before commit, so an append in flight may still commit a seq
+        lower than one already visible: reading past it would skip that event for
+        good. Below the horizon every append has finished, and later ones draw higher.
+        """
+        upto = await self._horizon()
+        while after < upto:
+            rows = await self._rows("events_after", {"after": after, "upto": upto, "limit": batch})
+            for row in rows:
+                yield recorded(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    async def _horizon(self) -> int:
+        async def take(conn: Conn) -> int:
+            # The exclusive append lock waits out the appends in flight; new ones queue
+            # behind it for as long as this transaction lasts: two short statements.
+            await conn.execute(Q["horizon_patience"])
+            await conn.execute(Q["horizon_lock"])
+            row = await (await conn.execute(Q["horizon"])).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._tx(take)
 
     async def close(self) -> None:
         if self._opened:
@@ -139,16 +170,14 @@ class PostgresEventStore(QueryReads):
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async def claim(conn: Conn) -> Task | None:
-            claimer = await (
-                await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
-            ).fetchone()
+            async with conn.pipeline():  # one round trip for both
+                locked = await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
+                counted = await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
+            claimer, held = await locked.fetchone(), await counted.fetchone()
             if claimer is None:
                 raise AgentNotFound(agent.agent_id)
             if claimer[0] != AgentStatus.ONLINE:
                 raise AgentUnavailable(agent.agent_id, claimer[0])
-            held = await (
-                await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
-            ).fetchone()
             if held is None or held[0] >= agent.max_concurrency:
                 return None
             params = {
@@ -156,9 +185,11 @@ class PostgresEventStore(QueryReads):
                 "modes": sorted(m.value for m in modes),
                 "capabilities": json.dumps(list(agent.capabilities)),
             }
-            await conn.execute(Q["claim_plan"])
-            row = await (await conn.execute(Q["claim"], params)).fetchone()
-            await conn.execute(Q["claim_plan_reset"])
+            async with conn.pipeline():  # the plan settings and the claim: one round trip
+                await conn.execute(Q["claim_plan"])
+                claimed = await conn.execute(Q["claim"], params)
+                await conn.execute(Q["claim_plan_reset"])
+            row = await claimed.fetchone()
             if row is None:
                 return None
             task = decode_task(row[0])
@@ -275,21 +306,13 @@ async def _append_in_tx(
             row = await (await conn.execute(Q["lock_agent"], {"id": stream})).fetchone()
             agents[stream] = decode_agent(row[0]) if row else None
     projected = fold(events, lambda i: tasks.get(i), lambda i: agents.get(i))
-    async with conn.cursor() as cur:
-        if projected.tasks:
-            await cur.executemany(Q["upsert_task"], [task_row(t) for t in projected.tasks.values()])
-        if projected.agents:
-            await cur.executemany(
-                Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
-            )
     payload = notice(
         origin,
         {i: (tasks.get(i), t) for i, t in projected.tasks.items()},
         {i: (agents.get(i), a) for i, a in projected.agents.items()},
     )
-    if payload is not None:
-        await conn.execute(Q["notify"], {"payload": payload})  # delivered at commit
-    # 2. Number and insert the events in one statement under the append lock.
+    if not events:
+        return []
     rows = [
         {
             "ord": n,
@@ -302,12 +325,30 @@ async def _append_in_tx(
         }
         for n, e in enumerate(events, start=1)
     ]
+    params = {"events": json.dumps(rows)}
+    # 2. Write the projections, the notice and the events in one round trip (a pipeline:
+    # the statements still run in order, each seeing what the one before committed).
     try:
-        cur = await conn.execute(Q["insert_events"], {"n": len(events), "events": json.dumps(rows)})
+        async with conn.pipeline(), conn.cursor() as cur:
+            if projected.tasks:
+                await cur.executemany(
+                    Q["upsert_task"], [task_row(t) for t in projected.tasks.values()]
+                )
+            if projected.agents:
+                await cur.executemany(
+                    Q["upsert_agent"], [agent_row(a) for a in projected.agents.values()]
+                )
+            if payload is not None:
+                await cur.execute(Q["notify"], {"payload": payload})  # delivered at commit
+            inserted = await conn.execute(Q["insert_events"], params)  # see insert_events
+        seqs = sorted(r[0] for r in await inserted.fetchall())
     except psycopg.errors.UniqueViolation as e:
-        # Rows that exist were locked above, so only a stream this append creates can meet
-        # a concurrent writer (two first registrations of one agent id): its first event.
+        # Only when a (stream, version) was taken after the statement's check began:
+        # the constraint is the last word.
         first = next((ev for ev in events if ev.version == 1), events[0])
         raise ConcurrencyConflict(first.stream_id, first.version) from e
-    seqs = sorted(r[0] for r in await cur.fetchall())
+    if not seqs:  # a (stream, version) is taken: nothing was inserted, no number drawn
+        taken = await (await conn.execute(Q["taken_version"], params)).fetchone()
+        stream, version = taken if taken else (events[0].stream_id, events[0].version)
+        raise ConcurrencyConflict(stream, version)
     return [RecordedEvent(seq, event) for seq, event in zip(seqs, events, strict=True)]

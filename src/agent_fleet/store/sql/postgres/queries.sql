@@ -1,28 +1,54 @@
 -- Named queries for the PostgreSQL store (psycopg named parameters).
 
 -- name: lock_task
--- Row locks are taken before the append lock, never after: no lock cycles.
+-- Row locks are taken before the append lock, never after: no lock cycles with a
+-- cursor reader waiting for the append lock.
 SELECT body::text FROM tasks WHERE task_id = %(id)s FOR UPDATE
 
 -- name: lock_agent
 SELECT body::text FROM agents WHERE agent_id = %(id)s FOR UPDATE
 
 -- name: insert_events
--- The only statement that runs under the append lock, which it takes first and
--- holds to commit: one round trip, so the lock is held as briefly as possible.
--- seq comes from the counter row, so seq order is commit order with no gaps.
-WITH append_lock AS (SELECT pg_advisory_xact_lock(7305513)),
-     counter AS (
-         UPDATE event_counter SET last = last + %(n)s
-         FROM append_lock RETURNING last)
+-- Numbers and inserts an append's events in one round trip. The shared append lock
+-- (taken first, held to commit) never makes appenders wait for each other: it only
+-- lets a cursor reader wait for the appends in flight (read_horizon). A (stream,
+-- version) already taken inserts nothing and draws no number: the caller raises
+-- ConcurrencyConflict. nextval is evaluated after the sort, so seq follows ord.
+WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(7305513, hashtext(current_schema()))),
+     e AS (SELECT * FROM jsonb_to_recordset(%(events)s::jsonb)
+               AS e(ord int, stream text, version int, type text, data jsonb, actor text,
+                    at timestamptz)),
+     taken AS (SELECT 1 FROM events JOIN e USING (stream, version))
 INSERT INTO events (seq, stream, version, type, data, actor, at)
-SELECT counter.last - %(n)s + e.ord, e.stream, e.version, e.type, e.data, e.actor, e.at
-FROM counter,
-     jsonb_to_recordset(%(events)s::jsonb)
-         AS e(ord int, stream text, version int, type text, data jsonb, actor text,
-              at timestamptz)
+SELECT nextval('events_seq'), e.stream, e.version, e.type, e.data, e.actor, e.at
+FROM append_lock, e
+WHERE NOT EXISTS (SELECT 1 FROM taken)
 ORDER BY e.ord
 RETURNING seq
+
+-- name: taken_version
+-- Which of an append's (stream, version) pairs another append has already taken.
+SELECT e.stream, e.version
+FROM jsonb_to_recordset(%(events)s::jsonb) AS e(ord int, stream text, version int)
+JOIN events USING (stream, version)
+ORDER BY e.ord LIMIT 1
+
+-- name: horizon_patience
+-- New appends queue behind a reader waiting for the lock: an append that never
+-- finishes (a frozen process mid-commit) must not stall every writer for long. The
+-- reader gives up instead (StoreError); a duty tries again at its next tick.
+SELECT set_config('lock_timeout', '5s', true)
+
+-- name: horizon_lock
+-- A cursor reader's horizon, step 1: the append lock exclusively, granted once every
+-- append in flight has committed or rolled back (new appends queue behind it). One
+-- lock per schema: installations sharing a database do not wait for each other.
+SELECT pg_advisory_xact_lock(7305513, hashtext(current_schema()))
+
+-- name: horizon
+-- Step 2, still holding it: every seq up to here is final (committed or never will
+-- be); later appends draw higher numbers. The reader's transaction then ends.
+SELECT coalesce(max(seq), 0) FROM events
 
 -- name: notify
 -- Delivered at commit: each replica wakes the long-polls it concerns (postgres_signal.py).
@@ -69,11 +95,12 @@ SELECT count(*) FROM tasks WHERE agent_id = %(agent_id)s AND state IN ('assigned
 -- Walk the queue in index order and stop at the first match. Without this a
 -- freshly filled table (statistics not yet analysed) gets a plan that sorts
 -- every open task on each claim.
-SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off
+-- (set_config(..., true) is SET LOCAL as one statement, which a pipeline can carry.)
+SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)
 
 -- name: claim_plan_reset
 -- ...for the claim only: the rest of the transaction plans as usual.
-SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on
+SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_sort', 'on', true)
 
 -- name: claim
 -- One statement claims the best open task this agent can serve. SKIP LOCKED:
@@ -157,8 +184,9 @@ SELECT seq, type, stream, version, at, actor, data::text FROM events
 WHERE stream = %(stream)s AND version < %(before)s ORDER BY version DESC LIMIT %(limit)s
 
 -- name: events_after
+-- Below the horizon only: no append still in flight can commit a seq in this range.
 SELECT seq, type, stream, version, at, actor, data::text FROM events
-WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s
+WHERE seq > %(after)s AND seq <= %(upto)s ORDER BY seq LIMIT %(limit)s
 
 -- name: all_tasks
 SELECT body::text FROM tasks ORDER BY task_id
