@@ -233,7 +233,9 @@ def test_a_push_the_remote_refuses_fails_the_attempt_with_its_message(
 
     wait_for(failed_for_good, 90, "the last attempt failed")
     body = task(admin, task_id)
-    assert body["attempt"] == 2  # retried as usual (default_max_retries = 2)
+    # Retried as usual (default_max_retries = 2); a loaded machine may add a free attempt
+    # (a run lost to the orchestrator's restart), which does not count.
+    assert body["attempt"] - body["free_attempts"] == 2
     assert body["failure"]["reason"] == "error"
     message = body["failure"]["message"]
     assert message.startswith("git push failed") and "signed-off commit" in message

@@ -56,8 +56,9 @@ def test_runs_in_flight_survive_repeated_kill9_and_complete_once(
             server.kill9()
             time.sleep(rng.uniform(0.0, 1.0))  # runs go on (or end) while nobody watches
             server.start()
+        bodies = {}
         for task_id in ids:
-            wait_for_state(admin, task_id, "completed", timeout=240)
+            bodies[task_id] = wait_for_state(admin, task_id, "completed", timeout=240)
             assert "all done" in log_text(admin, task_id)
         histories = {t: _history(admin, t) for t in ids}
     assert all(_types(h).count("task.completed") == 1 for h in histories.values()), histories
@@ -68,6 +69,9 @@ def test_runs_in_flight_survive_repeated_kill9_and_complete_once(
     lost = [e for h in histories.values() for e in h if e["type"] == "task.agent_lost"]
     # Only a crash of ours ended an attempt here: each loss says so, and none counted.
     assert all(e["data"]["cause"] == "orchestrator_restart" for e in lost), lost
+    for task_id, body in bodies.items():  # and the API shows every extra attempt as free
+        losses = _types(histories[task_id]).count("task.agent_lost")
+        assert body["attempt"] == body["free_attempts"] == losses, (body, histories[task_id])
     print(f"ssh_cli crash: {KILLS} kills, {TASKS} tasks, {found.events} events, {len(lost)} lost")
 
 

@@ -114,6 +114,8 @@ class TaskOut(BaseModel):
     assigned_host: str | None
     host_id: str | None
     attempt: int
+    #: Attempts that did not count against max_retries (lost to the orchestrator's restart).
+    free_attempts: int
     max_retries: int
     timeout_secs: int
     branch_name: str
@@ -170,6 +172,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "assigned_host": task.host_id,
         "host_id": task.host_id,
         "attempt": task.attempt,
+        "free_attempts": task.free_attempts,
         "max_retries": task.max_retries,
         "timeout_secs": task.timeout_secs,
         "branch_name": task.branch_name,
