@@ -33,7 +33,7 @@ from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import RecordedEvent
 from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.postgres_signal import new_origin, notice
-from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.projection import Reconciled, agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
@@ -188,6 +188,20 @@ class PostgresEventStore(QueryReads):
                     await cur.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
                 if agents:
                     await cur.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
+
+        await self._tx(run)
+
+    async def _rewrite_projections(self, tasks: Reconciled, agents: Reconciled) -> None:
+        async def run(conn: Conn) -> None:
+            async with conn.cursor() as cur:
+                for name, params in (
+                    ("delete_task", [{"key": k} for k in tasks.drops]),
+                    ("delete_agent", [{"key": k} for k in agents.drops]),
+                    ("upsert_task", tasks.writes),
+                    ("upsert_agent", agents.writes),
+                ):
+                    if params:
+                        await cur.executemany(Q[name], params)
 
         await self._tx(run)
 

@@ -36,7 +36,7 @@ from agent_fleet.domain.states import AgentStatus, ExecutionMode
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import RecordedEvent
 from agent_fleet.ports.store import Heartbeat
-from agent_fleet.store.projection import agent_row, fold, task_row
+from agent_fleet.store.projection import Reconciled, agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_queries
 from agent_fleet.store.sqlite_file import (
@@ -192,6 +192,15 @@ class SqliteEventStore(QueryReads):
             conn.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
 
         await self._tx(_replace)
+
+    async def _rewrite_projections(self, tasks: Reconciled, agents: Reconciled) -> None:
+        def _rewrite(conn: sqlite3.Connection) -> None:
+            conn.executemany(Q["delete_task"], [{"key": k} for k in tasks.drops])
+            conn.executemany(Q["delete_agent"], [{"key": k} for k in agents.drops])
+            conn.executemany(Q["upsert_task"], tasks.writes)
+            conn.executemany(Q["upsert_agent"], agents.writes)
+
+        await self._tx(_rewrite)
 
     async def append_log(
         self,
