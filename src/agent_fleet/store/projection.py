@@ -53,6 +53,13 @@ def _check_version(event: AnyEvent, current: int) -> None:
 
 def task_row(task: Task) -> dict[str, Any]:
     """The indexed columns of a task row, plus its whole body."""
+    row = task_columns(task)
+    row["body"] = encode_task(task)
+    return row
+
+
+def task_columns(task: Task) -> dict[str, Any]:
+    """The indexed columns of a task row (`task_row` without the body)."""
     deadline = (
         ts(task.assigned_at + timedelta(seconds=task.timeout_secs))
         if task.is_held and task.assigned_at is not None
@@ -74,7 +81,6 @@ def task_row(task: Task) -> dict[str, Any]:
         "held_until": ts(task.hold.until) if task.hold else None,
         "spent_usd": task.spend.cost_usd,
         "spent_tokens": task.spend.tokens,
-        "body": encode_task(task),
     }
 
 
