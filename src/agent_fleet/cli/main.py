@@ -29,11 +29,11 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
 def serve(config_path: Path | None, bind: str | None, port: int | None, log_format: str) -> None:
     """Run the orchestrator: HTTP API and background duties."""
+    loaded = load(config_path)  # a refused config exits before the server is imported
     # Imported here: the other commands (`db rebuild`, …) need none of the server.
     from agent_fleet.bootstrap import secret_values
     from agent_fleet.server import serve as serve_fleet
 
-    loaded = load(config_path)
     settings = loaded.settings
     configure_logging(log_format, secrets=secret_values(settings))
     server = settings.server.model_copy(
