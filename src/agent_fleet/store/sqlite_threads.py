@@ -4,9 +4,9 @@ The blocking `sqlite3` driver never runs on the event loop. Writes that queue up
 while a commit is on disk are **group-committed**: one `BEGIN IMMEDIATE … COMMIT`
 (one fsync) carries them all, each inside its own savepoint (a write alone needs
 none), so one that fails (a version conflict) is undone alone, and none is
-answered before the commit is durable. Reads run on their own connection: in WAL mode a reader never waits for
-a writer, so a foreign process holding the write lock stalls writes (up to
-busy_timeout, then 503), never reads or `/healthz`.
+answered before the commit is durable. Reads run on their own connection: in
+WAL mode a reader never waits for a writer, so a foreign process holding the
+write lock stalls writes (up to busy_timeout, then 503), never reads or `/healthz`.
 """
 
 import asyncio
