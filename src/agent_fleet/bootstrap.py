@@ -9,7 +9,6 @@ import getpass
 import ipaddress
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -21,7 +20,7 @@ from agent_fleet.api.hosts import AllowedHosts
 from agent_fleet.api.limits import TextLimits
 from agent_fleet.api.metrics import FleetMetrics
 from agent_fleet.app import create_app
-from agent_fleet.config import ConfigError, Settings
+from agent_fleet.config import Settings
 from agent_fleet.domain.budget import DailyBudgets, TaskBudget
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.execution.delivery import ssh_command
@@ -36,6 +35,7 @@ from agent_fleet.scrub import Scrubber
 from agent_fleet.services.comments import CommentOn
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.fleet import Fleet
+from agent_fleet.store.opening import describe_url, open_store_url
 from agent_fleet.store.postgres import PostgresEventStore
 from agent_fleet.store.postgres_signal import PostgresTaskSignal
 from agent_fleet.store.signal import AsyncioTaskSignal
@@ -47,34 +47,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
 async def open_store(settings: Settings) -> tuple[EventStore, str]:
     """Open (and migrate) the store the settings name; returns it with its kind."""
     return await open_store_url(settings.store_url)
-
-
-async def open_store_url(url: str) -> tuple[EventStore, str]:
-    """SQLite is opened exclusively: one agent-fleet process per file (`DatabaseInUse`)."""
-    store: SqliteEventStore | PostgresEventStore
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        store, kind = SqliteEventStore(path, exclusive=True), "sqlite"
-    elif url.startswith(POSTGRES_SCHEMES):
-        store, kind = PostgresEventStore(url), "postgresql"
-    else:
-        scheme = url.split(":")[0]
-        raise ConfigError(
-            f"orchestrator.db_url: unsupported store URL scheme {scheme!r} "
-            "(use sqlite:///path or postgresql://...)"
-        )
-    try:
-        await store.migrate()
-    except BaseException:
-        await store.close()  # and with it the file's lock
-        raise
-    return store, kind
 
 
 def task_signal(store: EventStore) -> TaskSignal:
@@ -86,11 +61,7 @@ def task_signal(store: EventStore) -> TaskSignal:
 
 def describe_store(settings: Settings) -> str:
     """The store's address for humans: never with a password in it."""
-    url = settings.store_url
-    scheme, _, rest = url.partition("://")
-    if "@" in rest:
-        rest = rest.split("@", 1)[1]
-    return f"{scheme}://{rest}"
+    return describe_url(settings.store_url)
 
 
 def fleet_options(settings: Settings) -> FleetOptions:

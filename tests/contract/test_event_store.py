@@ -801,6 +801,61 @@ async def test_all_projections_and_replace_projections_round_trip(store: EventSt
     assert claimed is not None and claimed.task_id == "t1"
 
 
+async def test_reconcile_projections_finds_every_difference_and_writes_only_when_asked(
+    store: EventStore,
+) -> None:
+    for name in ("t1", "t2", "t3"):
+        await store.append(created(name, repo="o/r"))
+    agent = await add_agent(store, "a", slots=5)
+    await claim_all(store, agent, PULL)
+    tasks, agents = await store.all_projections()
+    replayed = {t.task_id: t for t in tasks}
+    by_agent = {a.agent_id: a for a in agents}
+    assert await store.reconcile_projections(replayed, by_agent, write=False) == []
+    assert await store.reconcile_projections(replayed, by_agent, write=True) == []
+
+    # Stored: t1 changed, t2 gone, an extra task and an extra agent with no events.
+    extra_task = replace(tasks[0], task_id=TaskId("zz"))
+    extra_agent = replace(agents[0], agent_id=AgentId("zz"))
+    changed = replace(tasks[0], title="not what happened", priority=7)
+    await store.replace_projections([changed, tasks[2], extra_task], [*agents, extra_agent])
+    found = await store.reconcile_projections(replayed, by_agent, write=False)
+    assert sorted((d.kind, d.key, d.problem) for d in found) == [
+        ("agent", "zz", "extra"),
+        ("task", "t1", "differs"),
+        ("task", "t2", "missing"),
+        ("task", "zz", "extra"),
+    ]
+    assert (await store.all_projections())[0] == [changed, tasks[2], extra_task]  # untouched
+
+    again = await store.reconcile_projections(replayed, by_agent, write=True)
+    assert sorted(again, key=str) == sorted(found, key=str)  # what it found, it rewrote
+    assert await store.all_projections() == (tasks, agents)
+    assert await store.reconcile_projections(replayed, by_agent, write=False) == []
+    # The columns are the replay's too: t1's priority and t2's row are queryable again.
+    assert ids(await store.list_tasks(TaskQuery(repo="o/r"))) == ["t3", "t2", "t1"]
+    assert await store.running_counts() == {"a": 3}
+
+
+async def test_event_batches_page_the_log_in_order_and_stop_cleanly(store: EventStore) -> None:
+    for i in range(7):
+        await store.append(created(f"t{i}"))
+    pages = [[r.seq for r in page] async for page in store.event_batches(batch=3)]
+    assert pages == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [[r.seq for r in p] async for p in store.event_batches(batch=3, after=5)] == [[6, 7]]
+    first = [r async for r in store.iter_events(batch=3)]
+    assert [r.event for r in first] == [e for p in await _pages(store) for e in p]
+    # A reader that stops after a page leaves the store usable (its next read is dropped).
+    async for page in store.event_batches(batch=2):
+        assert len(page) == 2
+        break
+    assert len(await all_events(store)) == 7
+
+
+async def _pages(store: EventStore) -> list[list[AnyEvent]]:
+    return [[r.event for r in page] async for page in store.event_batches(batch=4)]
+
+
 # --- logs and webhook deliveries --------------------------------------------------
 
 

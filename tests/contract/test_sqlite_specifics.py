@@ -98,3 +98,50 @@ def test_claim_race_across_connections_and_threads(tmp_path: Path) -> None:
             "SELECT count(*), count(DISTINCT stream) FROM events WHERE type = 'task.assigned'"
         ).fetchone()
     assert assigned == (tasks, tasks)
+
+
+def test_rebuild_rewrites_only_the_rows_that_differ_even_in_a_column(tmp_path: Path) -> None:
+    """`db rebuild` compares each stored row in its stored form (every column and the
+    body's text) with the replay's: a matching row is not written again, and a row whose
+    body is right but whose column is not (a queryable state the claim reads) is
+    rewritten without being reported, since the stored object is the replayed one."""
+    from agent_fleet.services.rebuild import rebuild
+
+    path = tmp_path / "r.db"
+
+    async def seed() -> None:
+        store = SqliteEventStore(path)
+        await store.migrate()
+        for name in ("t1", "t2"):
+            await store.append(created(name))
+        await store.close()
+
+    async def rebuilt(write: bool) -> list[str]:
+        store = SqliteEventStore(path)
+        try:
+            return (await rebuild(store, write=write)).differences
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE touched (task_id TEXT)")
+        for trigger in (
+            "CREATE TRIGGER on_insert AFTER INSERT ON tasks "
+            "BEGIN INSERT INTO touched VALUES (new.task_id); END",
+            "CREATE TRIGGER on_update AFTER UPDATE ON tasks "
+            "BEGIN INSERT INTO touched VALUES (new.task_id); END",
+        ):
+            conn.execute(trigger)
+    assert asyncio.run(rebuilt(write=True)) == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM touched").fetchone() == (0,)
+        conn.execute("UPDATE tasks SET state = 'completed' WHERE task_id = 't2'")
+        conn.execute("DELETE FROM touched")
+    assert asyncio.run(rebuilt(write=False)) == []  # the body holds what happened
+    assert asyncio.run(rebuilt(write=True)) == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT task_id FROM touched").fetchall() == [("t2",)]
+        assert conn.execute("SELECT state FROM tasks WHERE task_id = 't2'").fetchone() == (
+            "created",
+        )

@@ -5,7 +5,7 @@ agents, folds the events with `evolve`, and checks after every step: nobody
 holds a task twice, capacity holds, attempts stay within max_retries plus
 manual retries plus those our own crashes ended (which the history names), only
 allowed transitions happen, versions have no gaps, and a replay of the stored
-events equals the current state.
+events equals the current state (by `evolve`, and by `TaskReplay`, the rebuild's fold).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -260,6 +260,14 @@ class Lifecycle(RuleBasedStateMachine):
             assert [e.version for e in events] == list(range(1, len(events) + 1))
             assert t.replay(events) == self.tasks[task_id]
             assert self.tasks[task_id].version == len(events)
+
+    @invariant()
+    def a_whole_log_replay_folds_as_evolve_does(self) -> None:
+        # `db rebuild`'s fold (drafts, one Task per task), over every history interleaved.
+        whole = t.TaskReplay()
+        for event in sorted((e for log in self.log.values() for e in log), key=lambda e: e.at):
+            whole.apply(event)
+        assert whole.tasks() == self.tasks
 
 
 Lifecycle.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)

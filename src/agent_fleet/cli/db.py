@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from agent_fleet.bootstrap import describe_store, open_store, open_store_url
 from agent_fleet.cli.settings import config_option, load, run
 from agent_fleet.services.copying import copy_events
 from agent_fleet.services.rebuild import rebuild
+from agent_fleet.store.opening import describe_url, open_store_url
 
 
 @click.group("db")
@@ -23,9 +23,9 @@ def db_migrate(config_path: Path | None) -> None:
     settings = load(config_path).settings
 
     async def migrate() -> None:
-        store, name = await open_store(settings)  # opening migrates
+        store, name = await open_store_url(settings.store_url)  # opening migrates
         await store.close()
-        click.echo(f"{name} store at {describe_store(settings)}: schema up to date")
+        click.echo(f"{name} store at {describe_url(settings.store_url)}: schema up to date")
 
     run(migrate())
 
@@ -38,7 +38,7 @@ def db_rebuild(config_path: Path | None, check: bool) -> None:
     settings = load(config_path).settings
 
     async def replay() -> int:
-        store, _ = await open_store(settings)
+        store, _ = await open_store_url(settings.store_url)
         try:
             report = await rebuild(store, write=not check)
         finally:

@@ -5,7 +5,6 @@ from pathlib import Path
 import click
 
 from agent_fleet import __version__
-from agent_fleet.bootstrap import secret_values
 from agent_fleet.cli.agent import agent_command
 from agent_fleet.cli.db import db_group
 from agent_fleet.cli.remote import agents_group, tasks_group
@@ -13,7 +12,6 @@ from agent_fleet.cli.report import report_command
 from agent_fleet.cli.settings import config_option, load, run
 from agent_fleet.config.render import redacted, render_toml
 from agent_fleet.log_setup import configure_logging
-from agent_fleet.server import serve as serve_fleet
 
 
 @click.group()
@@ -31,7 +29,11 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
 def serve(config_path: Path | None, bind: str | None, port: int | None, log_format: str) -> None:
     """Run the orchestrator: HTTP API and background duties."""
-    loaded = load(config_path)
+    loaded = load(config_path)  # a refused config exits before the server is imported
+    # Imported here: the other commands (`db rebuild`, …) need none of the server.
+    from agent_fleet.bootstrap import secret_values
+    from agent_fleet.server import serve as serve_fleet
+
     settings = loaded.settings
     configure_logging(log_format, secrets=secret_values(settings))
     server = settings.server.model_copy(

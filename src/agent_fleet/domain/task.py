@@ -11,9 +11,10 @@ is complete). What stands alone has left: the state table (`lifecycle.py`), hold
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from operator import attrgetter
+from typing import Any, Protocol, assert_never
 
 from agent_fleet.domain.budget import Hold, Spend, TaskBudget, budget_failure, receipt_of
 from agent_fleet.domain.errors import InvalidTransition, NotTaskHolder, StaleLease
@@ -151,14 +152,100 @@ def evolve(task: Task | None, event: TaskEvent) -> Task:
         return _created(event)
     if task is None:
         raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+    # One `replace` per event: a replay of a million events feels every copy.
+    return replace(task, **_step(task, event))
+
+
+class _Folded(Protocol):
+    """What a step of the fold reads of the task so far: a `Task`, or a replay's draft."""
+
+    @property
+    def state(self) -> TaskState: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def receipt(self) -> Receipt | None: ...
+    @property
+    def pr(self) -> PullRequest | None: ...
+    @property
+    def review_rounds(self) -> int: ...
+    @property
+    def free_attempts(self) -> int: ...
+    @property
+    def spend(self) -> Spend: ...
+    @property
+    def hold(self) -> Hold | None: ...
+
+
+def _step(task: _Folded, event: TaskEvent) -> dict[str, Any]:
+    """Every field an event (other than task.created) changes, with its new value."""
     state = state_after(task.state, event)
     changes = _changes(task, event)
     changes.update(_ledger(task, event, state), state=state)
-    # One `replace` per event: a replay of a million events feels every copy.
-    return replace(task, version=event.version, updated_at=event.at, **changes)
+    changes["version"] = event.version
+    changes["updated_at"] = event.at
+    return changes
 
 
-def _ledger(task: Task, event: TaskEvent, state: TaskState) -> dict[str, Any]:
+_FIELDS = tuple(f.name for f in fields(Task))
+_DEFAULTS = {
+    f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+    for f in fields(Task)
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
+_VALUES = attrgetter(*_FIELDS)
+
+
+class _Draft:
+    """A task during a replay: mutable, so an event changes a few slots instead of
+    copying the 31 fields of a frozen `Task` (most of a replay's time went to those
+    copies). Only `TaskReplay` makes them; they never leave it."""
+
+    __slots__ = _FIELDS
+    # What `_step` reads (the slots are typed by `Task`'s fields; mypy sees these).
+    state: TaskState
+    prompt: str
+    receipt: Receipt | None
+    pr: PullRequest | None
+    review_rounds: int
+    free_attempts: int
+    spend: Spend
+    hold: Hold | None
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def freeze(self) -> Task:
+        return Task(**dict(zip(_FIELDS, _VALUES(self), strict=True)))
+
+
+class TaskReplay:
+    """Folds the task events of a whole log, in order, into the tasks they leave:
+    the same steps as `evolve`, with each task kept as a draft until `tasks()`
+    (one `Task` built per task, not one per event)."""
+
+    def __init__(self) -> None:
+        self._drafts: dict[str, _Draft] = {}
+
+    def __len__(self) -> int:
+        return len(self._drafts)
+
+    def apply(self, event: TaskEvent) -> None:
+        if isinstance(event, TaskCreated):
+            self._drafts[event.stream_id] = _Draft({**_DEFAULTS, **_created_fields(event)})
+            return
+        draft = self._drafts.get(event.stream_id)
+        if draft is None:
+            raise ValueError(f"{type(event).__name__} before task.created on {event.stream_id}")
+        for name, value in _step(draft, event).items():
+            setattr(draft, name, value)
+
+    def tasks(self) -> dict[str, Task]:
+        return {task_id: draft.freeze() for task_id, draft in self._drafts.items()}
+
+
+def _ledger(task: _Folded, event: TaskEvent, state: TaskState) -> dict[str, Any]:
     """What outlives attempts: spend adds up across them; a hold ends once the task moves on."""
     out: dict[str, Any] = {}
     receipt = receipt_of(event)
@@ -169,7 +256,7 @@ def _ledger(task: Task, event: TaskEvent, state: TaskState) -> dict[str, Any]:
     return out
 
 
-def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
+def _changes(task: _Folded, event: TaskEvent) -> dict[str, Any]:
     """The fields an event (other than task.created) sets, besides its state (`lifecycle`),
     version and updated_at."""
     match event:
@@ -253,7 +340,11 @@ def _changes(task: Task, event: TaskEvent) -> dict[str, Any]:
 
 
 def _created(event: TaskCreated) -> Task:
-    return Task(
+    return Task(**_created_fields(event))
+
+
+def _created_fields(event: TaskCreated) -> dict[str, Any]:
+    return dict(
         task_id=TaskId(event.stream_id),
         version=event.version,
         title=event.title,

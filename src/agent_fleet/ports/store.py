@@ -1,9 +1,9 @@
 """The event store port: events plus the task and agent projections, always written together."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import AnyEvent
@@ -18,6 +18,16 @@ from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
 class Heartbeat:
     agent_id: AgentId
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionDifference:
+    """A stored projection row a replay disagrees with: `missing` (replayed, not stored),
+    `extra` (stored, no events) or `differs` (the stored object is not the replayed one)."""
+
+    kind: Literal["task", "agent"]
+    key: str
+    problem: Literal["missing", "extra", "differs"]
 
 
 class EventStore(Protocol):
@@ -113,7 +123,23 @@ class EventStore(Protocol):
         ...
 
     def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
+    def event_batches(
+        self, batch: int = 1000, after: int = 0
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """The events after `after` in seq order, a page at a time; the SQL stores read the
+        next page while the caller works on this one (a replay reads the whole log)."""
+        ...
+
     async def read_cursor(self, name: str) -> int: ...
     async def advance_cursor(self, name: str, seq: int) -> None: ...
     async def all_projections(self) -> tuple[list[Task], list[Agent]]: ...
     async def replace_projections(self, tasks: Sequence[Task], agents: Sequence[Agent]) -> None: ...
+    async def reconcile_projections(
+        self, tasks: Mapping[str, Task], agents: Mapping[str, Agent], *, write: bool
+    ) -> list[ProjectionDifference]:
+        """The stored rows that differ from these projections (a replay's), in no order.
+
+        Rows are compared as stored (columns and encoded body), so only a row whose
+        text differs is decoded. With `write`, the stored projections become exactly
+        these in one transaction; a row that already matches is left as it is."""
+        ...

@@ -1,14 +1,21 @@
 """Rebuild the projections from the events alone and compare with what was stored."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agent_fleet.domain import agent as agent_model
-from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.events import TaskEvent
-from agent_fleet.domain.task import Task
-from agent_fleet.ports.store import EventStore
+from agent_fleet.domain.task import Task, TaskReplay
+from agent_fleet.ports.store import EventStore, ProjectionDifference
+
+#: Events read per page: the store reads the next page while this one is folded.
+REPLAY_BATCH = 5000
+
+_SAYS = {
+    "missing": "missing from the projection",
+    "extra": "in the projection but has no events",
+    "differs": "projection differs from the replay",
+}
 
 
 @dataclass(slots=True)
@@ -24,38 +31,35 @@ class RebuildReport:
 
 
 async def replay_all(store: EventStore) -> tuple[dict[str, Task], dict[str, Agent], int]:
-    tasks: dict[str, Task] = {}
+    tasks = TaskReplay()
     agents: dict[str, Agent] = {}
     count = 0
-    async for recorded in store.iter_events():
-        event = recorded.event
-        count += 1
-        if isinstance(event, TaskEvent):
-            tasks[event.stream_id] = task_model.evolve(tasks.get(event.stream_id), event)
-        else:
-            agents[event.stream_id] = agent_model.evolve(agents.get(event.stream_id), event)
-    return tasks, agents, count
+    async for page in store.event_batches(batch=REPLAY_BATCH):
+        count += len(page)
+        for recorded in page:
+            event = recorded.event
+            if isinstance(event, TaskEvent):
+                tasks.apply(event)
+            else:
+                agents[event.stream_id] = agent_model.evolve(agents.get(event.stream_id), event)
+    return tasks.tasks(), agents, count
 
 
 async def rebuild(store: EventStore, *, write: bool) -> RebuildReport:
-    """Replay every event; list each projection row that differs; optionally rewrite them."""
+    """Replay every event; list each projection row that differs; optionally rewrite them.
+
+    The store compares its rows in their stored form with the replay encoded the same
+    way, and rewrites only the rows that differ (the end state is the replay's)."""
     tasks, agents, count = await replay_all(store)
-    stored_tasks, stored_agents = await store.all_projections()
+    found = await store.reconcile_projections(tasks, agents, write=write)
     report = RebuildReport(events=count, tasks=len(tasks), agents=len(agents))
-    report.differences += _diff("task", tasks, {t.task_id: t for t in stored_tasks})
-    report.differences += _diff("agent", agents, {a.agent_id: a for a in stored_agents})
-    if write:
-        await store.replace_projections(list(tasks.values()), list(agents.values()))
+    report.differences = [_describe(d) for d in sorted(found, key=_order)]
     return report
 
 
-def _diff(kind: str, replayed: Mapping[str, object], stored: Mapping[str, object]) -> list[str]:
-    out = []
-    for key in sorted(replayed.keys() | stored.keys()):
-        if key not in stored:
-            out.append(f"{kind} {key}: missing from the projection")
-        elif key not in replayed:
-            out.append(f"{kind} {key}: in the projection but has no events")
-        elif replayed[key] != stored[key]:
-            out.append(f"{kind} {key}: projection differs from the replay")
-    return out
+def _order(difference: ProjectionDifference) -> tuple[bool, str]:
+    return difference.kind != "task", difference.key  # tasks first, then agents; by key
+
+
+def _describe(difference: ProjectionDifference) -> str:
+    return f"{difference.kind} {difference.key}: {_SAYS[difference.problem]}"

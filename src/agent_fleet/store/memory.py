@@ -9,10 +9,10 @@ dictionaries (the SQL stores share theirs through `reads.py` and `.sql` files).
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from agent_fleet.domain import holds
 from agent_fleet.domain import task as task_model
@@ -39,7 +39,7 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
-from agent_fleet.ports.store import Heartbeat
+from agent_fleet.ports.store import Heartbeat, ProjectionDifference
 from agent_fleet.store.projection import fold
 
 if TYPE_CHECKING:
@@ -318,12 +318,18 @@ class InMemoryEventStore:
         ]
 
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
+        async for page in self.event_batches(batch, after):
+            for recorded in page:
+                yield recorded
+
+    async def event_batches(
+        self, batch: int = 1000, after: int = 0
+    ) -> AsyncIterator[list[RecordedEvent]]:
         position = after  # seq is gap-free from 1, so seq N sits at index N - 1
         while position < len(self._events):  # re-read per page: later appends show up
             page = self._events[position : position + batch]
             position += len(page)
-            for recorded in page:
-                yield recorded
+            yield page
 
     async def read_cursor(self, name: str) -> int:
         return self._cursors.get(name, 0)
@@ -335,6 +341,31 @@ class InMemoryEventStore:
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         tasks = sorted(self._tasks.values(), key=lambda t: t.task_id)
         return tasks, sorted(self._agents.values(), key=lambda a: a.agent_id)
+
+    async def reconcile_projections(
+        self, tasks: Mapping[str, Task], agents: Mapping[str, Agent], *, write: bool
+    ) -> list[ProjectionDifference]:
+        async with self._lock:
+            found = _differences("task", tasks, self._tasks)
+            found += _differences("agent", agents, self._agents)
+            if write:
+                self._tasks, self._agents = dict(tasks), dict(agents)
+            return found
+
+
+def _differences(
+    kind: Literal["task", "agent"], replayed: Mapping[str, object], stored: Mapping[str, object]
+) -> list[ProjectionDifference]:
+    """Stored objects are compared as objects: this store keeps no encoded form."""
+    out = []
+    for key in replayed.keys() | stored.keys():
+        if key not in stored:
+            out.append(ProjectionDifference(kind, key, "missing"))
+        elif key not in replayed:
+            out.append(ProjectionDifference(kind, key, "extra"))
+        elif replayed[key] != stored[key]:
+            out.append(ProjectionDifference(kind, key, "differs"))
+    return out
 
 
 _NOT_OUTLINED = (TaskStarted, TaskProgress, TaskPrUpdated)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from agent_fleet.codec import decode_agent, decode_task, event_data, ts
+from agent_fleet.codec import decode_agent, decode_event_json, decode_task, event_data, ts
 from agent_fleet.domain import task as task_model
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.errors import (
@@ -37,8 +37,8 @@ from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import RecordedEvent
 from agent_fleet.ports.store import Heartbeat
 from agent_fleet.store.postgres_signal import new_origin, notice
-from agent_fleet.store.projection import agent_row, fold, task_row
-from agent_fleet.store.reads import QueryReads, join_chunks, recorded
+from agent_fleet.store.projection import Reconciled, agent_row, fold, task_row
+from agent_fleet.store.reads import QueryReads, join_chunks
 from agent_fleet.store.sqlfile import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -89,21 +89,21 @@ class PostgresEventStore(QueryReads):
     def _id_list(self, ids: Sequence[str]) -> Any:
         return list(ids)  # bound as a text[] for `= ANY(...)`
 
-    async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
-        """Events after `after` in seq order, up to the horizon taken when the read begins.
+    async def event_batches(
+        self, batch: int = 1000, after: int = 0
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Events after `after` in seq order, in pages, up to the horizon taken when the
+        read begins (`iter_events` reads these pages too).
 
         seq is drawn before commit, so an append in flight may still commit a seq
         lower than one already visible: reading past it would skip that event for
         good. Below the horizon every append has finished, and later ones draw higher.
         """
         upto = await self._horizon()
-        while after < upto:
-            rows = await self._rows("events_after", {"after": after, "upto": upto, "limit": batch})
-            for row in rows:
-                yield recorded(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
+        if after >= upto:
+            return
+        async for rows in self._pages("events_after", after, batch, {"upto": upto}):
+            yield [RecordedEvent(seq, decode_event_json(type_, text)) for seq, type_, text in rows]
 
     async def _horizon(self) -> int:
         async def take(conn: Conn) -> int:
@@ -219,6 +219,20 @@ class PostgresEventStore(QueryReads):
                     await cur.executemany(Q["upsert_task"], [task_row(t) for t in tasks])
                 if agents:
                     await cur.executemany(Q["upsert_agent"], [agent_row(a) for a in agents])
+
+        await self._tx(run)
+
+    async def _rewrite_projections(self, tasks: Reconciled, agents: Reconciled) -> None:
+        async def run(conn: Conn) -> None:
+            async with conn.cursor() as cur:
+                for name, params in (
+                    ("delete_task", [{"key": k} for k in tasks.drops]),
+                    ("delete_agent", [{"key": k} for k in agents.drops]),
+                    ("upsert_task", tasks.writes),
+                    ("upsert_agent", agents.writes),
+                ):
+                    if params:
+                        await cur.executemany(Q[name], params)
 
         await self._tx(run)
 

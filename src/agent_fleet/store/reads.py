@@ -4,20 +4,32 @@ Both dialects name their queries and parameters alike, so a store only has to
 say how to run one (`_rows`); everything here is written once.
 """
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from agent_fleet.codec import decode_agent, decode_event, decode_task, parse_ts, ts
+from agent_fleet.codec import (
+    decode_agent,
+    decode_event,
+    decode_event_json,
+    decode_task,
+    parse_ts,
+    ts,
+)
 from agent_fleet.domain.agent import Agent
 from agent_fleet.domain.ids import AgentId, TaskId
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
+from agent_fleet.ports.store import ProjectionDifference
+from agent_fleet.store.projection import Reconcile, Reconciled, agent_row, task_row
 
 #: "Before the newest": above any version a stream can reach.
 NEWEST = 2**62
+#: Stored projection rows compared per read (keyset pages: memory stays bounded).
+PROJECTION_PAGE = 5000
 
 
 class QueryReads(ABC):
@@ -128,13 +140,38 @@ class QueryReads(ABC):
         return [recorded(r) for r in rows]
 
     async def iter_events(self, batch: int = 1000, after: int = 0) -> AsyncIterator[RecordedEvent]:
-        while True:
-            rows = await self._rows("events_after", {"after": after, "limit": batch})
-            for row in rows:
-                yield recorded(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
+        async for page in self.event_batches(batch, after):
+            for event in page:
+                yield event
+
+    async def event_batches(
+        self, batch: int = 1000, after: int = 0
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        async for rows in self._pages("events_after", after, batch):
+            yield [RecordedEvent(seq, decode_event_json(type_, text)) for seq, type_, text in rows]
+
+    async def _pages(
+        self, name: str, after: Any, limit: int, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The pages of a keyset query (`:after`, `:limit`; each row's key first). The
+        next page is read (on the store's thread or connection) while the caller works
+        on this one: a replay overlaps reading the log with folding it."""
+
+        def read(after: Any) -> "asyncio.Future[list[tuple[Any, ...]]]":
+            asked = {**(params or {}), "after": after, "limit": limit}
+            return asyncio.ensure_future(self._rows(name, asked))
+
+        pending = read(after)
+        try:
+            while True:
+                rows = await pending
+                if len(rows) == limit:
+                    pending = read(rows[-1][0])
+                yield rows
+                if len(rows) < limit:
+                    return
+        finally:
+            pending.cancel()  # a reader that stopped early leaves no read behind
 
     async def read_cursor(self, name: str) -> int:
         rows = await self._rows("read_cursor", {"name": name})
@@ -142,6 +179,24 @@ class QueryReads(ABC):
 
     async def all_projections(self) -> tuple[list[Task], list[Agent]]:
         return await self._tasks("all_tasks", {}), await self._agents("all_agents", {})
+
+    async def reconcile_projections(
+        self, tasks: Mapping[str, Task], agents: Mapping[str, Agent], *, write: bool
+    ) -> list[ProjectionDifference]:
+        found = Reconcile("task", tasks, task_row, decode_task)
+        async for rows in self._pages("projection_task_rows", "", PROJECTION_PAGE):
+            found.compare(rows)
+        found_agents = Reconcile("agent", agents, agent_row, decode_agent)
+        async for rows in self._pages("projection_agent_rows", "", PROJECTION_PAGE):
+            found_agents.compare(rows)
+        for_tasks, for_agents = found.done(), found_agents.done()
+        if write and (for_tasks.changes or for_agents.changes):
+            await self._rewrite_projections(for_tasks, for_agents)
+        return for_tasks.differences + for_agents.differences
+
+    @abstractmethod
+    async def _rewrite_projections(self, tasks: Reconciled, agents: Reconciled) -> None:
+        """Upsert the `writes` and delete the `drops` of both, in one transaction."""
 
 
 def recorded(row: tuple[Any, ...]) -> RecordedEvent:

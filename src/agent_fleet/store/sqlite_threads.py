@@ -2,11 +2,11 @@
 
 The blocking `sqlite3` driver never runs on the event loop. Writes that queue up
 while a commit is on disk are **group-committed**: one `BEGIN IMMEDIATE … COMMIT`
-(one fsync) carries them all, each inside its own savepoint, so one that fails
-(a version conflict) is undone alone, and none is answered before the commit is
-durable. Reads run on their own connection: in WAL mode a reader never waits for
-a writer, so a foreign process holding the write lock stalls writes (up to
-busy_timeout, then 503), never reads or `/healthz`.
+(one fsync) carries them all, each inside its own savepoint (a write alone needs
+none), so one that fails (a version conflict) is undone alone, and none is
+answered before the commit is durable. Reads run on their own connection: in
+WAL mode a reader never waits for a writer, so a foreign process holding the
+write lock stalls writes (up to busy_timeout, then 503), never reads or `/healthz`.
 """
 
 import asyncio
@@ -153,6 +153,9 @@ class StoreThread:
             for job in group:
                 job.settle(False, self._error(e))
             return
+        if len(group) == 1:
+            self._one(conn, group[0])
+            return
         outcomes: list[tuple[bool, Any]] = []
         try:
             for job in group:
@@ -175,6 +178,21 @@ class StoreThread:
             return
         for job, (ok, value) in zip(group, outcomes, strict=True):
             job.settle(ok, value)
+
+    def _one(self, conn: sqlite3.Connection, job: _Job) -> None:
+        """A group of one (most, unless writes queue up): no savepoint, since undoing the
+        job is undoing the transaction: two statements fewer for each lone write."""
+        try:
+            value = job.fn(conn, *job.args)
+            conn.execute("COMMIT")
+            self._guard()  # committed into a file deleted meanwhile: acknowledge nothing
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            job.settle(False, self._error(e))
+            return
+        job.settle(True, value)
 
     def _error(self, e: BaseException) -> BaseException:
         if isinstance(e, sqlite3.Error | OSError):  # OSError: the file's directory is unusable

@@ -184,9 +184,14 @@ SELECT seq, type, stream, version, at, actor, data::text FROM events
 WHERE stream = %(stream)s AND version < %(before)s ORDER BY version DESC LIMIT %(limit)s
 
 -- name: events_after
--- Below the horizon only: no append still in flight can commit a seq in this range.
-SELECT seq, type, stream, version, at, actor, data::text FROM events
-WHERE seq > %(after)s AND seq <= %(upto)s ORDER BY seq LIMIT %(limit)s
+-- The whole log in pages: each event as one JSON object with its envelope merged in
+-- (`at` in the fixed-width UTC form of codec.ts), decoded in one parse. Below the
+-- horizon only: no append still in flight can commit a seq in this range.
+SELECT seq, type,
+       (data || jsonb_build_object(
+           'stream_id', stream, 'version', version, 'actor', actor,
+           'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))::text
+FROM events WHERE seq > %(after)s AND seq <= %(upto)s ORDER BY seq LIMIT %(limit)s
 
 -- name: all_tasks
 SELECT body::text FROM tasks ORDER BY task_id
@@ -305,3 +310,21 @@ SELECT seq FROM cursors WHERE name = %(name)s
 -- Only forward: two replicas following the same log never move it back.
 INSERT INTO cursors (name, seq) VALUES (%(name)s, %(seq)s)
 ON CONFLICT (name) DO UPDATE SET seq = GREATEST(cursors.seq, excluded.seq)
+
+-- name: projection_task_rows
+-- Stored task rows as `db rebuild` compares them: every column, in `task_row`'s order
+-- (projection.TASK_COLUMNS), a keyset page at a time; JSONB as text (compared as data).
+SELECT task_id, version, state, agent_id, execution_mode, priority,
+       required_capabilities::text, repo, issue_number, created_at, deadline_at, retry_at,
+       held_until, spent_usd, spent_tokens, body::text
+FROM tasks WHERE task_id > %(after)s ORDER BY task_id LIMIT %(limit)s
+
+-- name: projection_agent_rows
+SELECT agent_id, version, status, mode, body::text
+FROM agents WHERE agent_id > %(after)s ORDER BY agent_id LIMIT %(limit)s
+
+-- name: delete_task
+DELETE FROM tasks WHERE task_id = %(key)s
+
+-- name: delete_agent
+DELETE FROM agents WHERE agent_id = %(key)s

@@ -131,8 +131,13 @@ SELECT seq, type, stream, version, at, actor, data FROM events
 WHERE stream = :stream AND version < :before ORDER BY version DESC LIMIT :limit
 
 -- name: events_after
-SELECT seq, type, stream, version, at, actor, data FROM events
-WHERE seq > :after ORDER BY seq LIMIT :limit
+-- The whole log in pages (replays, copies, followers): each event as one JSON object,
+-- its envelope merged in by SQLite (in C, on the reader's thread) so that decoding it
+-- is one parse (codec.decode_event_json).
+SELECT seq, type,
+       json_set(data, '$.stream_id', stream, '$.version', version, '$.at', at,
+                '$.actor', actor)
+FROM events WHERE seq > :after ORDER BY seq LIMIT :limit
 
 -- name: all_tasks
 SELECT body FROM tasks ORDER BY task_id
@@ -241,3 +246,21 @@ SELECT seq FROM cursors WHERE name = :name
 -- Only forward: two replicas following the same log never move it back.
 INSERT INTO cursors (name, seq) VALUES (:name, :seq)
 ON CONFLICT (name) DO UPDATE SET seq = max(cursors.seq, excluded.seq)
+
+-- name: projection_task_rows
+-- Stored task rows as `db rebuild` compares them: every column, in `task_row`'s order
+-- (projection.TASK_COLUMNS), a keyset page at a time.
+SELECT task_id, version, state, agent_id, execution_mode, priority, required_capabilities,
+       repo, issue_number, created_at, deadline_at, retry_at, held_until, spent_usd,
+       spent_tokens, body
+FROM tasks WHERE task_id > :after ORDER BY task_id LIMIT :limit
+
+-- name: projection_agent_rows
+SELECT agent_id, version, status, mode, body
+FROM agents WHERE agent_id > :after ORDER BY agent_id LIMIT :limit
+
+-- name: delete_task
+DELETE FROM tasks WHERE task_id = :key
+
+-- name: delete_agent
+DELETE FROM agents WHERE agent_id = :key
