@@ -151,6 +151,7 @@ def run(seconds: float, bucket: float, agents: int = AGENTS) -> dict[str, Any]:
         orchestrator={
             "sweep_interval_secs": 1,
             "heartbeat_interval_secs": HEARTBEAT_SECS,
+            "heartbeat_timeout_threshold": 3,
         },
     ).start()
     try:
