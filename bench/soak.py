@@ -46,7 +46,8 @@ async def _agent(
     rng = random.Random(seed)  # noqa: S311 -- a load pattern, not a secret
     headers = {"Authorization": f"Bearer {PULL_TOKEN}"}
     done: list[float] = []
-    empty: list[float] = []  # dequeues that came back with nothing
+    empty: list[float] = []  # dequeues that came back with nothing, and tasks lost
+    taken: list[float] = []  # tasks taken back from this live agent (409 stale lease)
     generation = 0
     while time.monotonic() < until:
         agent_id = f"soak-{slot}-{generation}"
@@ -70,22 +71,28 @@ async def _agent(
                 if n == life - 1 and rng.random() < DIE_HOLDING:
                     break  # dies holding it: the sweep takes it back once it is offline
                 task_id, lease = got["task_id"], got["lease"]
-                await client.post(
+                status, body = await client.post(
                     f"/api/v1/tasks/{task_id}/status",
                     {"agent_id": agent_id, "lease": lease, "state": "running"},
                 )
-                status, body = await client.post(
-                    f"/api/v1/tasks/{task_id}/complete",
-                    {"agent_id": agent_id, "lease": lease, "status": "completed"},
-                )
+                if status == 200:
+                    status, body = await client.post(
+                        f"/api/v1/tasks/{task_id}/complete",
+                        {"agent_id": agent_id, "lease": lease, "status": "completed"},
+                    )
+                if status == 409:
+                    # Taken back: on a starved server this agent (liveness is written by
+                    # its dequeues only) looked silent past the 15 s timeout.
+                    taken.append(time.monotonic())
+                    continue
                 if status != 200:
-                    raise RuntimeError(f"complete answered {status}: {body}")
+                    raise RuntimeError(f"status/complete answered {status}: {body}")
                 now = time.monotonic()
                 if start <= now <= until:
                     done.append(now)
         finally:
             await client.close()  # dies: no deregistration, no further heartbeat
-    return done, empty
+    return done, empty + taken
 
 
 async def _client_main(
@@ -175,7 +182,7 @@ def run(seconds: float, bucket: float, agents: int = AGENTS) -> dict[str, Any]:
             {
                 "from_secs": round(bucket * k),
                 "cycles_per_sec": round(c / bucket, 1),
-                "empty_dequeues": empties[k],
+                "empty_or_lost": empties[k],
                 "server_cpu_ms_per_cycle": round(1000 * (cpu_at[k + 1] - cpu_at[k]) / c, 2)
                 if c
                 else None,
