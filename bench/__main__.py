@@ -9,6 +9,8 @@ Modules (each a `bench(cfg) -> Section`), in order:
   large      db rebuild and restart at 1,000,000 events; RSS at 100,000 tasks
   peers      Huey, Procrastinate, PgQueuer vs our store, same work
   pg_scale   PostgreSQL: lock waits per append with 1 and 2 replicas (pg_stat_activity)
+  soak       pull cycles per minute over 10 minutes while agents die and re-register
+             (`--seconds` sets its length)
 
 Every figure is the median of `--runs` runs (default 3) with min–max. Results go
 to bench/results/latest.md and latest.json; the table is printed too.
@@ -41,6 +43,7 @@ MODULES = {
     "large": "bench.large_store",
     "peers": "bench.peers",
     "pg_scale": "bench.pg_scale",
+    "soak": "bench.soak",
 }
 
 
@@ -65,6 +68,10 @@ def ratios(s: dict[str, Section]) -> list[tuple[str, float | None]]:
         ("pull cycle requests/s (3 × cycles/s, 32 agents) ÷ trivial POST req/s",
          _ratio(3 * pull32 if pull32 else None, trivial)),
         ("pull cycles/s (32 agents) ÷ trivial POST req/s", _ratio(pull32, trivial)),
+        ("trivial POST server CPU ÷ pull request server CPU (CPU per cycle ÷ 3, 32 agents)",
+         _ratio(_fig(s, "pull", "trivial_post_cpu"),
+                (_fig(s, "pull", "sqlite_32_cpu") or 0) / 3 or None)),
+        ("soak: last ÷ first bucket's cycles/s", _fig(s, "soak", "ratio")),
         ("store appends/s ÷ raw FULL tx/s",
          _ratio(_fig(s, "store", "append"), _fig(s, "store", "raw_full"))),
         ("store claim+complete/s ÷ raw 2-commit limit (FULL)",
@@ -153,10 +160,19 @@ def goals(s: dict[str, Section]) -> list[tuple[str, str, bool | None]]:
             *check(_fig(s, "pg_scale", "advisory_wait_2r"), lambda v: v <= 1, "{:.2f} ms"),
         )
     )
-    dups = s["pull"].checks.get("duplicate_assignments_total") if "pull" in s else None
     out.append(
         (
-            "0 duplicate assignments in every pull run",
+            "soak: last minute ≥ 0.8× the first (flat under agent churn)",
+            *check(_fig(s, "soak", "ratio"), lambda v: v >= 0.8, "{:.2f}×"),
+        )
+    )
+    counted = [s["pull"].checks.get("duplicate_assignments_total")] if "pull" in s else []
+    if "soak" in s:
+        counted.append(s["soak"].checks["soak"]["duplicate_assignments"])
+    dups = sum(counted) if counted else None
+    out.append(
+        (
+            "0 duplicate assignments in every pull and soak run",
             *check(dups, lambda v: v == 0, "{:.0f} duplicates"),
         )
     )

@@ -24,7 +24,7 @@ from tests.e2e.server import ServerProcess
 
 from bench.common import scratch_dir, seed_sqlite
 from bench.large_store import build_template, copy_template, template_top
-from bench.pull_cycle import drive
+from bench.pull_cycle import PRODUCT_HEARTBEAT, drive
 
 #: py-spy: $PY_SPY, else next to the interpreter, else on PATH.
 PY_SPY = os.environ.get("PY_SPY") or (
@@ -58,7 +58,9 @@ def summarize(collapsed: Path, top: int = 25) -> str:
 def profile_pull(seconds: float, out: Path) -> None:
     tmp = scratch_dir("profile")
     seed_sqlite(tmp / "fleet.db", tasks=int(seconds * 400) + 2000)
-    server = ServerProcess(tmp, orchestrator={"sweep_interval_secs": 1}).start()
+    server = ServerProcess(
+        tmp, orchestrator={"sweep_interval_secs": 1, **PRODUCT_HEARTBEAT}
+    ).start()
     try:
         assert server.proc is not None
         spy = subprocess.Popen(  # noqa: S603 -- our own tool

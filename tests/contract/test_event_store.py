@@ -497,6 +497,40 @@ async def test_claim_respects_max_concurrency_per_agent(store: EventStore) -> No
     }  # fmt: skip
 
 
+async def test_take_hands_an_unstarted_task_again_else_claims_within_the_agents_room(
+    store: EventStore,
+) -> None:
+    """A pull agent's look in one call: what it holds and has not started comes first (a
+    lost reply loses nothing), a started one only fills a slot, and a full agent claims
+    nothing."""
+    for i in range(3):
+        await store.append(created(f"t{i}", when=i))
+    a = await add_agent(store, "a", slots=2)
+    first = await store.take_task(a, PULL, Lease("L0"), at(1))
+    assert (first.task and first.task.task_id, first.claimed, first.full) == ("t0", True, False)
+    again = await store.take_task(a, PULL, Lease("unused"), at(2))
+    assert again.task is not None and (again.task.task_id, again.task.lease) == ("t0", "L0")
+    assert (again.claimed, again.full) == (False, False)
+    await decide(store, "t0", lambda t: task_model.start(t, at(3), "a"))
+    second = await store.take_task(a, PULL, Lease("L1"), at(4))
+    assert (second.task and second.task.task_id, second.claimed) == ("t1", True)
+    await decide(store, "t1", lambda t: task_model.start(t, at(5), "a"))
+    full = await store.take_task(a, PULL, Lease("L2"), at(6))
+    assert (full.task, full.claimed, full.full) == (None, False, True)
+    assert (await task_of(store, "t2")).state is TaskState.CREATED
+    assert [type(e).__name__ for e in await task_stream(store, "t0")] == [
+        "TaskCreated", "TaskAssigned", "TaskStarted",
+    ]  # fmt: skip
+    b = await add_agent(store, "b", slots=1)
+    await store.append(agent_model.go_offline(b, "silent", at(7), "loop"))
+    with pytest.raises(AgentUnavailable):
+        await store.take_task(b, PULL, Lease("L3"), at(8))
+    empty = await store.take_task(
+        await add_agent(store, "c", slots=1), frozenset(), Lease("L"), at(9)
+    )
+    assert (empty.task, empty.claimed, empty.full) == (None, False, False)
+
+
 async def test_no_claim_for_an_agent_that_is_not_online(store: EventStore) -> None:
     """The stored status decides, inside the claim: the caller's copy may be stale."""
     await store.append(created("t"))

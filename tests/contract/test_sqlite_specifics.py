@@ -9,7 +9,7 @@ from pathlib import Path
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.states import ExecutionMode
 from agent_fleet.store.sqlfile import load_migrations
-from agent_fleet.store.sqlite import SqliteEventStore
+from agent_fleet.store.sqlite import Q, SqliteEventStore
 from tests.contract.builders import agent_of, at, created, registered
 
 PULL = frozenset({ExecutionMode.UNDECIDED, ExecutionMode.HTTP_PULL})
@@ -145,3 +145,27 @@ def test_rebuild_rewrites_only_the_rows_that_differ_even_in_a_column(tmp_path: P
         assert conn.execute("SELECT state FROM tasks WHERE task_id = 't2'").fetchone() == (
             "created",
         )
+
+
+def test_listing_one_agents_tasks_searches_its_rows_not_the_whole_table(tmp_path: Path) -> None:
+    """The soak's drift: an agent's tasks (a heartbeat's "cancelled since") were found by
+    walking every task in listing order, a cost that grew with the table."""
+    path = tmp_path / "fleet.db"
+
+    async def migrate() -> None:
+        store = SqliteEventStore(path)
+        await store.migrate()
+        await store.close()
+
+    asyncio.run(migrate())
+    params = {
+        "state": "cancelled", "agent_id": "a", "repo": None, "issue_number": None,
+        "after_created": None, "after_id": None, "limit": 50,
+    }  # fmt: skip
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute("EXPLAIN QUERY PLAN " + Q["list_agent_tasks"], params)
+        )
+    assert "USING INDEX tasks_agent (agent_id=?)" in plan, plan
+    assert "SCAN" not in plan, plan

@@ -63,6 +63,27 @@ def test_a_wake_nobody_answered_passes_to_the_next_in_line_on_leaving() -> None:
     assert asyncio.run(scenario()) == [True, False, True, False]
 
 
+def test_a_look_that_claims_nothing_hands_the_wake_it_cleared_back() -> None:
+    """rejoin names the opening it answered: a look that then attempts no claim (it only
+    handed a held task again, or found the agent full) gives it to the next in line."""
+
+    async def scenario() -> tuple[Opening | None, Opening | None, bool]:
+        signal = AsyncioTaskSignal()
+        busy = signal.line_up(appetite("busy", "py"))
+        other = signal.line_up(appetite("other", "py"))
+        signal.notify(PYTHON)
+        assert await busy.wait(0) and not await other.wait(0)
+        cleared = busy.rejoin(busy.appetite)
+        again = busy.rejoin(busy.appetite)  # nothing new since: nothing to hand back
+        signal.notify(cleared)  # what dequeue does when its look claimed nothing
+        woken = await other.wait(0)
+        busy.leave()
+        other.leave()
+        return cleared, again, woken
+
+    assert asyncio.run(scenario()) == (PYTHON, None, True)
+
+
 def test_a_wake_during_a_look_is_kept_for_the_next_look() -> None:
     async def scenario() -> bool:
         signal = AsyncioTaskSignal()

@@ -19,6 +19,7 @@ from agent_fleet.domain.ids import AgentId, Lease, TaskId
 from agent_fleet.domain.policies import RetryPolicy
 from agent_fleet.domain.states import TaskState
 from agent_fleet.domain.task import Task
+from agent_fleet.ports.store import Take
 from agent_fleet.services.agents import RegisterAgent
 from agent_fleet.services.context import Context, FleetOptions
 from agent_fleet.services.dequeue import Handout
@@ -40,6 +41,11 @@ class CountingStore(InMemoryEventStore):
     async def claim_task(self, agent: Agent, *args: Any) -> Task | None:
         self.claims += 1
         return await super().claim_task(agent, *args)
+
+    async def take_task(self, agent: Agent, *args: Any) -> Take:
+        """A pull agent's look: a claim attempt (its held-task check rides along)."""
+        self.claims += 1
+        return await super().take_task(agent, *args)
 
 
 def fleet() -> tuple[Fleet, CountingStore, AsyncioTaskSignal, ManualClock]:
@@ -176,7 +182,7 @@ def test_a_claim_made_as_the_client_left_goes_straight_back() -> None:
         task_id = await create(f)
         gone = asyncio.Event()
         gone_after_claim = GoneAfterClaim(store, gone)
-        f.ctx.store.claim_task = gone_after_claim  # type: ignore[method-assign]
+        f.ctx.store.take_task = gone_after_claim  # type: ignore[method-assign]
         handout = await f.dequeue.dequeue(await f.agents.get("a"), None, WAIT, gone)
         names = [type(r.event).__name__ for r in await store.stream_events(task_id)]
         return handout, names, (await f.tasks.get(task_id)).state
@@ -191,13 +197,13 @@ class GoneAfterClaim:
     """The client disconnects while its claim is being committed."""
 
     def __init__(self, store: InMemoryEventStore, gone: asyncio.Event) -> None:
-        self._claim = store.claim_task
+        self._take = store.take_task
         self._gone = gone
 
-    async def __call__(self, *args: Any) -> Task | None:
-        task = await self._claim(*args)
+    async def __call__(self, *args: Any) -> Take:
+        take = await self._take(*args)
         self._gone.set()
-        return task
+        return take
 
 
 def test_deregistering_ends_the_agents_open_long_poll_without_a_claim() -> None:

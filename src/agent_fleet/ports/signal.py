@@ -9,8 +9,11 @@ from agent_fleet.domain.matching import Appetite, Opening
 class Ticket(Protocol):
     """A long-poll's place in the line of waiting claimers (`TaskSignal.line_up`)."""
 
-    def rejoin(self, appetite: Appetite) -> None:
-        """About to look for work: a wake so far is answered by that look; back in line."""
+    def rejoin(self, appetite: Appetite) -> Opening | None:
+        """About to look for work: a wake so far is answered by that look; back in line.
+
+        Returns the opening of a wake this cleared: a look that then claims nothing
+        for it (it found a task it already held) passes it on with `notify`."""
         ...
 
     async def wait(self, timeout: float, until: asyncio.Event | None = None) -> bool:  # noqa: ASYNC109 -- a plain wait with a bound

@@ -30,6 +30,17 @@ class ProjectionDifference:
     problem: Literal["missing", "extra", "differs"]
 
 
+@dataclass(frozen=True, slots=True)
+class Take:
+    """What `take_task` found: `task` with `claimed` when it was assigned just now (its
+    event appended), without when handed again; no task, and `full` when the agent
+    holds as many as it may."""
+
+    task: Task | None
+    claimed: bool = False
+    full: bool = False
+
+
 class EventStore(Protocol):
     """Events plus the task and agent projections, always written together.
 
@@ -50,6 +61,13 @@ class EventStore(Protocol):
         The agent's stored status is checked in that transaction: one that is not
         online takes nothing (`AgentUnavailable`; `AgentNotFound` when unknown).
         """
+        ...
+
+    async def take_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Take:
+        """A pull agent's look for work in one call: the oldest task it holds and has not
+        started (a lost reply loses nothing), else, if it has room, `claim_task`."""
         ...
 
     async def get_task(self, task_id: TaskId) -> Task | None: ...

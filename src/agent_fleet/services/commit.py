@@ -20,10 +20,16 @@ async def load_task(ctx: Context, task_id: str) -> Task:
     return task
 
 
-async def decide_task(ctx: Context, task_id: str, decision: Decision) -> Task:
-    """Apply `decision` to the latest state of the task, reloading when another writer won."""
+async def decide_task(
+    ctx: Context, task_id: str, decision: Decision, loaded: Task | None = None
+) -> Task:
+    """Apply `decision` to the latest state of the task, reloading when another writer won.
+
+    `loaded`: the task as the caller has just read it, for the first try (one read
+    fewer); were it stale, the append's version check fails and the next try reloads."""
     for tries_left in reversed(range(MAX_CONFLICT_RETRIES)):
-        task = await load_task(ctx, task_id)
+        task = loaded if loaded is not None else await load_task(ctx, task_id)
+        loaded = None
         events = decision(task)
         if not events:
             return task

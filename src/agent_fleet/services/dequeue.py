@@ -82,23 +82,27 @@ class DequeueService:
             ticket.leave()  # a wake we did not answer goes to the next in line
 
     async def _look(self, agent: Agent, appetite: Appetite, ticket: Ticket) -> Handout | None:
-        """One look for work: a task assigned and not started, else a claim."""
-        held = await self._ctx.store.held_tasks(agent.agent_id)
-        for task in held:
-            if task.state is TaskState.ASSIGNED and task.lease is not None:
-                return Handout(task=task, lease=task.lease)  # a lost reply loses nothing
-        if len(held) >= agent.max_concurrency:
-            # Full: only its own slot freeing (or its going away) can change that.
-            ticket.rejoin(replace(appetite, capabilities=frozenset(), modes=frozenset()))
-            return None
-        ticket.rejoin(appetite)  # this claim answers every wake so far
+        """One look for work, one store call: a task assigned and not started, else a claim."""
+        cleared = ticket.rejoin(appetite)  # this look answers every wake so far ...
         now = self._ctx.clock.now()
-        claimed = await self._ctx.store.claim_task(agent, PULL_MODES, new_lease(), now)
-        if claimed is None:
+        take = await self._ctx.store.take_task(agent, PULL_MODES, new_lease(), now)
+        if take.task is not None and take.claimed:
+            self._ctx.observe([_assigned_event(take.task)])
+        elif cleared is not None and (take.full or take.task is not None):
+            # ... unless it attempted no claim (full, or handed a held task again): the
+            # task that opened is someone else's to take. (A claim that found nothing did
+            # answer it: another took that task.)
+            self._ctx.signal.notify(cleared)
+        if take.full:
+            # Full: only its own slot freeing (or its going away) can change that.
+            woken = ticket.rejoin(replace(appetite, capabilities=frozenset(), modes=frozenset()))
+            if woken is not None:
+                self._ctx.signal.notify(woken)
             return None
-        self._ctx.observe([_assigned_event(claimed)])
-        assert claimed.lease is not None  # an assigned task always carries its lease
-        return Handout(task=claimed, lease=claimed.lease)
+        if take.task is None:
+            return None
+        assert take.task.lease is not None  # an assigned task always carries its lease
+        return Handout(task=take.task, lease=take.task.lease)  # a lost reply loses nothing
 
     async def _hand_over(self, handout: Handout, gone: asyncio.Event | None) -> Handout | None:
         """The reply, unless its client left meanwhile: then the task goes straight back."""

@@ -170,7 +170,7 @@ class TaskService:
                 )
             return task_model.report_progress(t, message, progress, now, agent_id)
 
-        after = await decide_task(self._ctx, task_id, decide)
+        after = await decide_task(self._ctx, task_id, decide, loaded=task)
         must_stop = after.state not in HELD_STATES or after.lease != task.lease
         return after, must_stop
 
@@ -196,6 +196,7 @@ class TaskService:
                     self._ctx.options.retry,
                     receipt=receipt,
                 ),
+                loaded=task,
             )
         try:
             # Only for the attempt that still holds the task: a late receipt opens nothing.
@@ -214,6 +215,7 @@ class TaskService:
                     self._ctx.options.retry,
                     receipt=receipt,
                 ),
+                loaded=task,
             )
         return await decide_task(
             self._ctx,
@@ -221,6 +223,7 @@ class TaskService:
             lambda t: task_model.accept_receipt(
                 t, receipt, now, receipt.agent_id, self._ctx.options.retry, opened
             ),
+            loaded=task,
         )
 
     async def release_held(self, held: list[Task], message: str, actor: str) -> None:

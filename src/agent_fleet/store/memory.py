@@ -39,7 +39,7 @@ from agent_fleet.domain.states import (
 )
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import AgentQuery, RecordedEvent, TaskQuery
-from agent_fleet.ports.store import Heartbeat, ProjectionDifference
+from agent_fleet.ports.store import Heartbeat, ProjectionDifference, Take
 from agent_fleet.store.projection import fold
 
 if TYPE_CHECKING:
@@ -80,29 +80,47 @@ class InMemoryEventStore:
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
         async with self._lock:
-            stored = self._agents.get(agent.agent_id)
-            if stored is None:
-                raise AgentNotFound(agent.agent_id)
-            if stored.status is not AgentStatus.ONLINE:
-                raise AgentUnavailable(agent.agent_id, stored.status)
-            if len(self._held(agent.agent_id)) >= agent.max_concurrency:
-                return None
-            claimable = (
-                t
-                for t in self._tasks.values()
-                if t.state is TaskState.CREATED and t.hold is None and t.execution_mode in modes
-            )
-            task = next_task_for(agent.capabilities, claimable)
-            if task is None:
-                return None
-            # Yield mid-transaction, as a real store does on I/O: were the lock missing,
-            # the contract's claim race would catch a task handed out twice.
-            await asyncio.sleep(0)
-            events = task_model.assign(
-                task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
-            )
-            self._commit(events)
-            return self._tasks[task.task_id]
+            return await self._claim_locked(agent, modes, lease, now)
+
+    async def take_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Take:
+        async with self._lock:
+            held = self._held(agent.agent_id)
+            for task in held:
+                if task.state is TaskState.ASSIGNED and task.lease is not None:
+                    return Take(task)
+            if len(held) >= agent.max_concurrency:
+                return Take(None, full=True)
+            claimed = await self._claim_locked(agent, modes, lease, now)
+            return Take(claimed, claimed=claimed is not None)
+
+    async def _claim_locked(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Task | None:
+        stored = self._agents.get(agent.agent_id)
+        if stored is None:
+            raise AgentNotFound(agent.agent_id)
+        if stored.status is not AgentStatus.ONLINE:
+            raise AgentUnavailable(agent.agent_id, stored.status)
+        if len(self._held(agent.agent_id)) >= agent.max_concurrency:
+            return None
+        claimable = (
+            t
+            for t in self._tasks.values()
+            if t.state is TaskState.CREATED and t.hold is None and t.execution_mode in modes
+        )
+        task = next_task_for(agent.capabilities, claimable)
+        if task is None:
+            return None
+        # Yield mid-transaction, as a real store does on I/O: were the lock missing,
+        # the contract's claim race would catch a task handed out twice.
+        await asyncio.sleep(0)
+        events = task_model.assign(
+            task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
+        )
+        self._commit(events)
+        return self._tasks[task.task_id]
 
     def _commit(self, events: Sequence[AnyEvent]) -> list[RecordedEvent]:
         """Check everything first, then change everything: all or nothing."""

@@ -32,10 +32,10 @@ from agent_fleet.domain.errors import (
 from agent_fleet.domain.events import AnyEvent, TaskEvent, type_name
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
-from agent_fleet.domain.states import AgentStatus, ExecutionMode
+from agent_fleet.domain.states import AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import RecordedEvent
-from agent_fleet.ports.store import Heartbeat
+from agent_fleet.ports.store import Heartbeat, Take
 from agent_fleet.store.postgres_signal import new_origin, notice
 from agent_fleet.store.projection import Reconciled, agent_row, fold, task_row
 from agent_fleet.store.reads import QueryReads, join_chunks
@@ -169,37 +169,25 @@ class PostgresEventStore(QueryReads):
     async def claim_task(
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
-        async def claim(conn: Conn) -> Task | None:
-            async with conn.pipeline():  # one round trip for both
-                locked = await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
-                counted = await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
-            claimer, held = await locked.fetchone(), await counted.fetchone()
-            if claimer is None:
-                raise AgentNotFound(agent.agent_id)
-            if claimer[0] != AgentStatus.ONLINE:
-                raise AgentUnavailable(agent.agent_id, claimer[0])
-            if held is None or held[0] >= agent.max_concurrency:
-                return None
-            params = {
-                "agent_id": agent.agent_id,
-                "modes": sorted(m.value for m in modes),
-                "capabilities": json.dumps(list(agent.capabilities)),
-            }
-            async with conn.pipeline():  # the plan settings and the claim: one round trip
-                await conn.execute(Q["claim_plan"])
-                claimed = await conn.execute(Q["claim"], params)
-                await conn.execute(Q["claim_plan_reset"])
-            row = await claimed.fetchone()
-            if row is None:
-                return None
-            task = decode_task(row[0])
-            events = task_model.assign(
-                task, agent.agent_id, agent.host_id, lease, now, agent.agent_id
-            )
-            await _append_in_tx(conn, events, self.origin, known_tasks={task.task_id: task})
-            return task_model.evolve(task, events[0])
+        return await self._tx(
+            lambda conn: _claim_in_tx(conn, agent, modes, lease, now, self.origin)
+        )
 
-        return await self._tx(claim)
+    async def take_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Take:
+        async def take(conn: Conn) -> Take:
+            cur = await conn.execute(Q["held_tasks"], {"agent_id": agent.agent_id})
+            held = [decode_task(row[0]) for row in await cur.fetchall()]
+            for task in held:
+                if task.state is TaskState.ASSIGNED and task.lease is not None:
+                    return Take(task)
+            if len(held) >= agent.max_concurrency:
+                return Take(None, full=True)
+            claimed = await _claim_in_tx(conn, agent, modes, lease, now, self.origin)
+            return Take(claimed, claimed=claimed is not None)
+
+        return await self._tx(take)
 
     async def record_heartbeat(self, beat: Heartbeat) -> None:
         await self._rows_void("record_heartbeat", {"agent_id": beat.agent_id, "at": ts(beat.at)})
@@ -366,3 +354,39 @@ async def _append_in_tx(
         stream, version = taken if taken else (events[0].stream_id, events[0].version)
         raise ConcurrencyConflict(stream, version)
     return [RecordedEvent(seq, event) for seq, event in zip(seqs, events, strict=True)]
+
+
+async def _claim_in_tx(
+    conn: Conn,
+    agent: Agent,
+    modes: frozenset[ExecutionMode],
+    lease: Lease,
+    now: datetime,
+    origin: str,
+) -> Task | None:
+    async with conn.pipeline():  # one round trip for both
+        locked = await conn.execute(Q["lock_claimer"], {"id": agent.agent_id})
+        counted = await conn.execute(Q["count_held"], {"agent_id": agent.agent_id})
+    claimer, held = await locked.fetchone(), await counted.fetchone()
+    if claimer is None:
+        raise AgentNotFound(agent.agent_id)
+    if claimer[0] != AgentStatus.ONLINE:
+        raise AgentUnavailable(agent.agent_id, claimer[0])
+    if held is None or held[0] >= agent.max_concurrency:
+        return None
+    params = {
+        "agent_id": agent.agent_id,
+        "modes": sorted(m.value for m in modes),
+        "capabilities": json.dumps(list(agent.capabilities)),
+    }
+    async with conn.pipeline():  # the plan settings and the claim: one round trip
+        await conn.execute(Q["claim_plan"])
+        claimed = await conn.execute(Q["claim"], params)
+        await conn.execute(Q["claim_plan_reset"])
+    row = await claimed.fetchone()
+    if row is None:
+        return None
+    task = decode_task(row[0])
+    events = task_model.assign(task, agent.agent_id, agent.host_id, lease, now, agent.agent_id)
+    await _append_in_tx(conn, events, origin, known_tasks={task.task_id: task})
+    return task_model.evolve(task, events[0])

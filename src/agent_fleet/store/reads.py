@@ -51,8 +51,12 @@ class QueryReads(ABC):
         return found[0] if found else None
 
     async def list_tasks(self, query: TaskQuery) -> list[Task]:
+        if query.by_spend:
+            name = "list_tasks_by_spend"
+        else:
+            name = "list_tasks" if query.agent_id is None else "list_agent_tasks"
         return await self._tasks(
-            "list_tasks_by_spend" if query.by_spend else "list_tasks",
+            name,
             {
                 "state": query.state.value if query.state else None,
                 "agent_id": query.agent_id,

@@ -98,12 +98,13 @@ class _Ticket:
         self._unanswered = self._unanswered or opening
         self._woken.set()
 
-    def rejoin(self, appetite: Appetite) -> None:
+    def rejoin(self, appetite: Appetite) -> Opening | None:
         self._woken.clear()
-        self._unanswered = None
+        cleared, self._unanswered = self._unanswered, None
         self.appetite = appetite
         if self._key is None:
             self._key = self._signal._enter(self)  # woken, so served: to the back of the line
+        return cleared
 
     async def wait(self, timeout: float, until: asyncio.Event | None = None) -> bool:  # noqa: ASYNC109 -- the port's contract
         if not self._woken.is_set():

@@ -33,10 +33,10 @@ from agent_fleet.domain.errors import (
 from agent_fleet.domain.events import AnyEvent, type_name
 from agent_fleet.domain.ids import Lease, TaskId
 from agent_fleet.domain.logbook import LogHead, plan_append
-from agent_fleet.domain.states import AgentStatus, ExecutionMode
+from agent_fleet.domain.states import AgentStatus, ExecutionMode, TaskState
 from agent_fleet.domain.task import Task
 from agent_fleet.ports.queries import RecordedEvent
-from agent_fleet.ports.store import Heartbeat
+from agent_fleet.ports.store import Heartbeat, Take
 from agent_fleet.store.projection import (
     TASK_COLUMNS,
     Reconciled,
@@ -157,34 +157,24 @@ class SqliteEventStore(QueryReads):
     async def claim_task(
         self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
     ) -> Task | None:
-        def _claim(conn: sqlite3.Connection) -> Task | None:
-            claimer = conn.execute(Q["claimer"], {"agent_id": agent.agent_id}).fetchone()
-            if claimer is None:
-                raise AgentNotFound(agent.agent_id)
-            status, held = claimer
-            if status != AgentStatus.ONLINE:
-                raise AgentUnavailable(agent.agent_id, status)
-            if held >= agent.max_concurrency:
-                return None
-            row = conn.execute(
-                Q["claim"],
-                {
-                    "agent_id": agent.agent_id,
-                    "modes": json.dumps(sorted(m.value for m in modes)),
-                    "capabilities": json.dumps(list(agent.capabilities)),
-                },
-            ).fetchone()
-            if row is None:
-                return None
-            task = decode_task(row[0])
-            events = task_model.assign(
-                task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
-            )
-            # The claimed row's body is the task as it was: no need to read it again.
-            _append_in_tx(conn, events, known=task)
-            return task_model.evolve(task, events[0])
+        return await self._tx(_claim_in_tx, agent, modes, lease, now)
 
-        return await self._tx(_claim)
+    async def take_task(
+        self, agent: Agent, modes: frozenset[ExecutionMode], lease: Lease, now: datetime
+    ) -> Take:
+        def _take(conn: sqlite3.Connection) -> Take:
+            # The held read joins the claim's transaction: one trip to the writer, not two.
+            held = conn.execute(Q["held_tasks"], {"agent_id": agent.agent_id}).fetchall()
+            for (body,) in held:
+                task = decode_task(body)
+                if task.state is TaskState.ASSIGNED and task.lease is not None:
+                    return Take(task)
+            if len(held) >= agent.max_concurrency:
+                return Take(None, full=True)
+            claimed = _claim_in_tx(conn, agent, modes, lease, now)
+            return Take(claimed, claimed=claimed is not None)
+
+        return await self._tx(_take)
 
     async def record_heartbeat(self, beat: Heartbeat) -> None:
         def _beat(conn: sqlite3.Connection) -> None:
@@ -289,6 +279,40 @@ class SqliteEventStore(QueryReads):
             return conn.execute(Q[name], params).fetchall()
 
         return await self._read(_fetch)
+
+
+def _claim_in_tx(
+    conn: sqlite3.Connection,
+    agent: Agent,
+    modes: frozenset[ExecutionMode],
+    lease: Lease,
+    now: datetime,
+) -> Task | None:
+    claimer = conn.execute(Q["claimer"], {"agent_id": agent.agent_id}).fetchone()
+    if claimer is None:
+        raise AgentNotFound(agent.agent_id)
+    status, held = claimer
+    if status != AgentStatus.ONLINE:
+        raise AgentUnavailable(agent.agent_id, status)
+    if held >= agent.max_concurrency:
+        return None
+    row = conn.execute(
+        Q["claim"],
+        {
+            "agent_id": agent.agent_id,
+            "modes": json.dumps(sorted(m.value for m in modes)),
+            "capabilities": json.dumps(list(agent.capabilities)),
+        },
+    ).fetchone()
+    if row is None:
+        return None
+    task = decode_task(row[0])
+    events = task_model.assign(
+        task, agent.agent_id, agent.host_id, lease, now, actor=agent.agent_id
+    )
+    # The claimed row's body is the task as it was: no need to read it again.
+    _append_in_tx(conn, events, known=task)
+    return task_model.evolve(task, events[0])
 
 
 def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:

@@ -37,17 +37,36 @@ class _Job:
     write: bool  # runs inside the group's transaction, under its own savepoint
 
     def settle(self, ok: bool, value: Any) -> None:
-        def _set() -> None:
-            if self.future.done():
-                return  # the caller was cancelled meanwhile
-            if ok:
-                self.future.set_result(value)
-            else:
-                self.future.set_exception(value)
+        _settle_all(self.loop, [(self, ok, value)])
 
-        # A caller whose loop has closed waits for nothing; the store thread goes on.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(_set)
+    def resolve(self, ok: bool, value: Any) -> None:
+        """On the caller's loop."""
+        if self.future.done():
+            return  # the caller was cancelled meanwhile
+        if ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
+
+
+def _settle_all(loop: asyncio.AbstractEventLoop, outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    """Answer jobs of one loop with one wake-up of that loop, not one per job."""
+
+    def _set() -> None:
+        for job, ok, value in outcomes:
+            job.resolve(ok, value)
+
+    # A caller whose loop has closed waits for nothing; the store thread goes on.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_set)
+
+
+def _answer(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, answers in by_loop.items():
+        _settle_all(loop, answers)
 
 
 class StoreThread:
@@ -98,7 +117,17 @@ class StoreThread:
                 if job is None:
                     return
                 if not job.write:
-                    self._alone(job)
+                    reads = [job]  # reads already queued run now, answered together
+                    while len(reads) < MAX_GROUP:
+                        try:
+                            more = self._jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                        if more is None or more.write:
+                            waiting.append(more)
+                            break
+                        reads.append(more)
+                    self._alone(reads)
                     continue
                 group = [job]
                 while len(group) < MAX_GROUP:
@@ -136,13 +165,17 @@ class StoreThread:
             self._conn = self._connect()
         return self._conn
 
-    def _alone(self, job: _Job) -> None:
-        try:
-            conn = self._connection()
-            self._guard()
-            job.settle(True, job.fn(conn, *job.args))
-        except BaseException as e:
-            job.settle(False, self._error(e))
+    def _alone(self, jobs: list[_Job]) -> None:
+        """Each job outside any group transaction; the answers go out together."""
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        for job in jobs:
+            try:
+                conn = self._connection()
+                self._guard()
+                outcomes.append((job, True, job.fn(conn, *job.args)))
+            except BaseException as e:
+                outcomes.append((job, False, self._error(e)))
+        _answer(outcomes)
 
     def _group(self, group: list[_Job]) -> None:
         try:
@@ -176,8 +209,7 @@ class StoreThread:
             for job in group:
                 job.settle(False, self._error(e))
             return
-        for job, (ok, value) in zip(group, outcomes, strict=True):
-            job.settle(ok, value)
+        _answer([(job, ok, value) for job, (ok, value) in zip(group, outcomes, strict=True)])
 
     def _one(self, conn: sqlite3.Connection, job: _Job) -> None:
         """A group of one (most, unless writes queue up): no savepoint, since undoing the

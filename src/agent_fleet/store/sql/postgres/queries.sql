@@ -215,6 +215,19 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s)
 ORDER BY created_at DESC, task_id DESC
 LIMIT %(limit)s
 
+-- name: list_agent_tasks
+-- list_tasks for one agent: a plain equality lets the plan search tasks_agent and
+-- sort that agent's rows, where the optional filter walks every task in the
+-- listing order (a heartbeat's "cancelled since" grew with the whole table).
+SELECT body::text FROM tasks
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+  AND agent_id = %(agent_id)s
+  AND (%(repo)s::text IS NULL OR repo = %(repo)s)
+  AND (%(issue_number)s::integer IS NULL OR issue_number = %(issue_number)s)
+  AND (%(after_created)s::text IS NULL OR (created_at, task_id) < (%(after_created)s, %(after_id)s))
+ORDER BY created_at DESC, task_id DESC
+LIMIT %(limit)s
+
 -- name: list_tasks_by_spend
 -- The biggest spenders first (USD, then tokens): the tasks_spend index in order.
 SELECT body::text FROM tasks

@@ -162,6 +162,19 @@ WHERE (:state IS NULL OR state = :state)
 ORDER BY created_at DESC, task_id DESC
 LIMIT :limit
 
+-- name: list_agent_tasks
+-- list_tasks for one agent: a plain equality lets the plan search tasks_agent and
+-- sort that agent's rows, where the optional filter walks every task in the
+-- listing order (a heartbeat's "cancelled since" grew with the whole table).
+SELECT body FROM tasks
+WHERE (:state IS NULL OR state = :state)
+  AND agent_id = :agent_id
+  AND (:repo IS NULL OR repo = :repo)
+  AND (:issue_number IS NULL OR issue_number = :issue_number)
+  AND (:after_created IS NULL OR (created_at, task_id) < (:after_created, :after_id))
+ORDER BY created_at DESC, task_id DESC
+LIMIT :limit
+
 -- name: list_tasks_by_spend
 -- The biggest spenders first (USD, then tokens): the tasks_spend index in order.
 SELECT body FROM tasks
